@@ -1,0 +1,1 @@
+"""crmscore stage: models."""
