@@ -25,6 +25,39 @@ class GeneratorSettings(BaseModel):
     start: str = "2024-01-01"
 
 
+class TrainingSettings(BaseModel):
+    """The training stage: MLflow location, out-of-time split, seed and scorecard scaling."""
+
+    #: MLflow tracking + registry. The default is a SQLite database under ``mlruns/`` (MLflow 3's
+    #: registry wants a database backend); set ``CRMSCORE_TRAINING__TRACKING_URI=http://host:5000``
+    #: (or ``postgresql://...``) to use a server.
+    tracking_uri: str = f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
+    #: Where new experiments keep artifacts when the tracking URI is a local database; empty means
+    #: ``artifacts/`` next to the SQLite file (a remote server decides for itself).
+    artifact_root: str | None = None
+    #: Experiments and registered models are named ``<prefix><model>``, e.g. ``crmscore-churn``.
+    name_prefix: str = "crmscore-"
+    champion_alias: str = "champion"
+    #: Months of history a snapshot needs before it is used (features need a look-back window).
+    warmup_months: int = 3
+    #: The latest snapshots before the gap are the validation set (early stopping, calibration).
+    validation_snapshots: int = 2
+    #: Keep at most this many (most recent) training snapshots: bounds time and memory.
+    max_train_snapshots: int = 12
+    #: Never train on fewer snapshots than this, even if it means a shorter train/test gap.
+    min_train_snapshots: int = 3
+    #: The logistic baseline is fitted on at most this many (randomly drawn) training rows.
+    baseline_max_rows: int = 200_000
+    #: Rows drawn from the test set to compute SHAP values for the summary plot.
+    shap_rows: int = 2_000
+    seed: int = 7
+    n_jobs: int = 2
+    #: Scorecard: ``base_points`` at ``base_odds`` good:bad, ``points_to_double`` per doubling.
+    base_points: float = 600.0
+    base_odds: float = 50.0
+    points_to_double: float = 20.0
+
+
 class Settings(BaseSettings):
     """Root settings object. Sections are added by the stages that own them."""
 
@@ -35,6 +68,7 @@ class Settings(BaseSettings):
     #: Root of every dataset crmscore writes: raw/, oracle/, features/ live below it.
     data_dir: Path = Field(default=PROJECT_ROOT / "data")
     generator: GeneratorSettings = GeneratorSettings()
+    training: TrainingSettings = TrainingSettings()
 
     @property
     def raw_dir(self) -> Path:
