@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,27 @@ class TrainingSettings(BaseModel):
     points_to_double: float = 20.0
 
 
+class FeatureSettings(BaseModel):
+    """The feature store (``features/``): where feature tables live and which online store serves.
+
+    The DuckDB offline store and a file registry are always used; the online store is SQLite by
+    default and Redis for scale (``CRMSCORE_FEATURES__ONLINE_STORE=redis``).
+    """
+
+    #: Feast project name (namespaces the registry and online tables).
+    project: str = "crmscore"
+    #: Feature tables, registry and SQLite online store; empty means ``data_dir/features``.
+    dir: Path | None = None
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    #: Redis ``host:port[,db=0,password=...]`` when ``online_store`` is ``redis``.
+    redis_connection_string: str = "localhost:6379"
+    #: A monthly snapshot stays valid this long for point-in-time joins (a month plus slack).
+    ttl_days: int = 35
+    #: DuckDB threads / memory cap for the feature build; empty means DuckDB's defaults.
+    duckdb_threads: int | None = None
+    duckdb_memory_limit: str | None = None
+
+
 class Settings(BaseSettings):
     """Root settings object. Sections are added by the stages that own them."""
 
@@ -69,6 +91,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=PROJECT_ROOT / "data")
     generator: GeneratorSettings = GeneratorSettings()
     training: TrainingSettings = TrainingSettings()
+    features: FeatureSettings = FeatureSettings()
 
     @property
     def raw_dir(self) -> Path:
@@ -79,6 +102,11 @@ class Settings(BaseSettings):
     def oracle_dir(self) -> Path:
         """Synthetic truth. Never read by features or training; only by evaluation."""
         return self.data_dir / "oracle"
+
+    @property
+    def features_dir(self) -> Path:
+        """Feature tables (``tables/``), the Feast registry and the SQLite online store."""
+        return self.features.dir or self.data_dir / "features"
 
 
 @lru_cache
