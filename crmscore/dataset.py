@@ -1,0 +1,249 @@
+"""Read and write a dataset folder: one table of :mod:`crmscore.schema` per sub-folder or file.
+
+Layout read (per table, exactly one of)::
+
+    SRC/<table>/*.parquet     a folder of Parquet parts (what crmscore writes)
+    SRC/<table>.parquet       one Parquet file
+    SRC/<table>.csv           one CSV file with a header line; an empty cell is null
+
+Layout written::
+
+    OUT/<table>/part-0.parquet   Arrow types int64, float64, bool, string, date32, timestamp[us]
+
+Reading is strict: values are cast to the schema's dtypes only when the cast is exact, and anything
+else (a missing table, a corrupt file, a missing or extra column, "abc" in an integer column) raises
+:class:`~crmscore.validation.DatasetValidationError` listing every problem. Writing is atomic: the
+tables go to a temporary sibling folder that replaces ``OUT`` only once every file is complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from crmscore.schema import TABLES, Table
+from crmscore.validation import DatasetValidationError, Problem, conform_table
+
+#: Arrow type written for each schema dtype.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+}
+
+# Read integers and booleans into pandas' nullable dtypes, so gaps never turn ids into floats.
+_PANDAS_TYPES: dict[pa.DataType, object] = {
+    **{t: pd.Int64Dtype() for t in (pa.int8(), pa.int16(), pa.int32(), pa.int64())},
+    **{t: pd.UInt64Dtype() for t in (pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64())},
+    pa.bool_(): pd.BooleanDtype(),
+    pa.string(): pd.StringDtype("pyarrow"),
+    pa.large_string(): pd.StringDtype("pyarrow"),
+}
+
+
+def read_dataset(src: Path) -> dict[str, pd.DataFrame]:
+    """Read every table of the schema from ``src``, cast exactly to the schema's dtypes.
+
+    Returns ``{table name: frame}`` in :data:`crmscore.schema.TABLES` order, columns in schema
+    order, with pandas dtypes :data:`crmscore.validation.PANDAS_DTYPES`. Raises
+    :class:`DatasetValidationError` naming every unreadable table, file, column and value. Only
+    structure and types are checked here; :func:`crmscore.validation.validate_dataset` checks the
+    rules (keys, ranges, categories, time order...).
+    """
+    raw, problems = read_raw_tables(src)
+    typed: dict[str, pd.DataFrame] = {}
+    for name, frame in raw.items():
+        typed[name], found = conform_table(TABLES[name], frame)
+        problems += found
+    if problems:
+        raise DatasetValidationError(problems, source=src)
+    return typed
+
+
+def read_raw_tables(src: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+    """Load each table's file(s) from ``src`` as stored, without casting.
+
+    CSV cells arrive as strings, Parquet columns in their stored types. Returns the tables that
+    could be read and a problem for each one that could not (missing, ambiguous, empty, corrupt).
+    """
+    src = Path(src)
+    if not src.is_dir():
+        raise FileNotFoundError(f"dataset folder {src} does not exist or is not a folder")
+    tables: dict[str, pd.DataFrame] = {}
+    problems: list[Problem] = []
+    for name, table in TABLES.items():
+        try:
+            tables[name] = _read_table(src, table)
+        except _ReadError as error:
+            problems.append(Problem(name, None, error.rule, str(error)))
+    return tables, problems
+
+
+class _ReadError(Exception):
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+def _read_table(src: Path, table: Table) -> pd.DataFrame:
+    candidates = [src / table.name, src / f"{table.name}.parquet", src / f"{table.name}.csv"]
+    found = [path for path in candidates if path.exists()]
+    if not found:
+        raw = src / "raw"
+        hint = f" (found {raw}: did you mean that folder?)" if raw.is_dir() else ""
+        raise _ReadError(
+            "file",
+            f"table missing: expected {table.name}/ (Parquet parts), {table.name}.parquet "
+            f"or {table.name}.csv in {src}{hint}",
+        )
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise _ReadError("file", f"ambiguous: several files for one table ({names})")
+    path = found[0]
+    if path.suffix == ".csv":
+        return _read_csv(path)
+    parts = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    if not parts:
+        raise _ReadError("file", f"{path}: folder holds no *.parquet part")
+    arrow = _concat([_read_parquet(part) for part in parts], path)
+    return arrow.to_pandas(
+        types_mapper=_PANDAS_TYPES.get, date_as_object=False, ignore_metadata=True
+    )
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    if path.stat().st_size == 0:
+        raise _ReadError("file", f"{path}: file is empty")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise _ReadError(
+            "file", f"{path}: not a readable Parquet file (truncated or corrupt?): {error}"
+        ) from error
+
+
+def _concat(parts: list[pa.Table], path: Path) -> pa.Table:
+    try:
+        return pa.concat_tables(parts, promote_options="default")
+    except (pa.ArrowException, ValueError) as error:
+        message = f"{path}: parts have different columns or types: {error}"
+        raise _ReadError("file", message) from error
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Every cell as a string (empty = null): parsing happens in one strict place, conform_table."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        try:
+            header = next(csv.reader(handle), None)
+        except (csv.Error, UnicodeDecodeError) as error:
+            raise _ReadError("file", f"{path}: cannot read the CSV header: {error}") from error
+    if not header:
+        raise _ReadError("file", f"{path}: file is empty (no header line)")
+    options = pa_csv.ConvertOptions(
+        column_types={name: pa.string() for name in header},
+        null_values=[""],
+        strings_can_be_null=True,
+    )
+    try:
+        arrow = pa_csv.read_csv(path, convert_options=options)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise _ReadError("file", f"{path}: malformed CSV: {error}") from error
+    return arrow.to_pandas(types_mapper=_PANDAS_TYPES.get)
+
+
+def write_dataset(tables: Mapping[str, pd.DataFrame], out: Path) -> None:
+    """Write ``tables`` to ``out/<table>/part-0.parquet`` atomically, with the schema's Arrow types.
+
+    Values are cast exactly first (a value that cannot be cast raises DatasetValidationError and
+    nothing is written); rules are not checked here, call
+    :func:`crmscore.validation.validate_dataset` first. An existing ``out`` is replaced only once
+    every table is written, and only if it looks like a dataset (nothing but table folders/files),
+    so a mistyped ``out`` never deletes unrelated files.
+    """
+    out = Path(out)
+    unknown = sorted(set(tables) - set(TABLES))
+    if unknown:
+        problems = [Problem(n, None, "tables", "is not a table of the schema") for n in unknown]
+        raise DatasetValidationError(problems)
+    arrow: dict[str, pa.Table] = {}
+    problems: list[Problem] = []
+    for name, frame in tables.items():
+        typed, found = conform_table(TABLES[name], frame)
+        problems += found
+        if not found:
+            arrow[name] = to_arrow(TABLES[name], typed)
+    if problems:
+        raise DatasetValidationError(problems)
+    _refuse_to_replace_non_dataset(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        for name, table in arrow.items():
+            (staging / name).mkdir(parents=True)
+            pq.write_table(table, staging / name / "part-0.parquet")
+        _replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def to_arrow(table: Table, frame: pd.DataFrame) -> pa.Table:
+    """A typed frame (from :func:`conform_table`) as an Arrow table with the schema's types.
+
+    Each field carries the column's description as metadata, so the files document themselves.
+    """
+    arrays, fields = [], []
+    for column in table.columns:
+        values = frame[column.name]
+        arrow_type = ARROW_TYPES[column.dtype]
+        if column.dtype in ("date", "timestamp"):
+            array = pa.array(values, type=pa.timestamp("ns"), from_pandas=True)
+            # Dates are midnight already; timestamps keep microseconds, the contract's resolution.
+            array = array.cast(arrow_type, safe=column.dtype == "date")
+        else:
+            array = pa.array(values, from_pandas=True).cast(arrow_type)
+        arrays.append(array)
+        metadata = {"description": column.description}
+        fields.append(pa.field(column.name, arrow_type, metadata=metadata))
+    return pa.Table.from_arrays(
+        arrays, schema=pa.schema(fields, metadata={"description": table.description})
+    )
+
+
+def _refuse_to_replace_non_dataset(out: Path) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder; refusing to replace it")
+    allowed = set(TABLES) | {f"{n}.parquet" for n in TABLES} | {f"{n}.csv" for n in TABLES}
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in allowed)
+    if foreign:
+        raise FileExistsError(
+            f"{out} exists and holds files that are not dataset tables ({', '.join(foreign[:5])}); "
+            "refusing to replace it: choose an empty or dataset folder"
+        )
+
+
+def _replace(staging: Path, out: Path) -> None:
+    """Move the finished ``staging`` folder to ``out``; the old ``out`` goes only after success."""
+    if not out.exists():
+        staging.rename(out)
+        return
+    retired = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    out.rename(retired)
+    try:
+        staging.rename(out)
+    except OSError:
+        retired.rename(out)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
