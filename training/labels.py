@@ -100,9 +100,6 @@ _LABEL_SQL = {
     """,
 }
 
-#: Label horizons in months, as the definitions above state them.
-HORIZON_MONTHS = {"churn": 3, "cross_sell": 3, "credit_risk": 12}
-
 
 def _table_glob(raw_dir: Path, table: str) -> str:
     folder = raw_dir / table
@@ -178,7 +175,11 @@ def build_labels(
     if bad:
         raise ValueError(f"snapshots must be month starts (YYYY-MM-01), got {bad[:3]}")
     raw_dir = Path(raw_dir or get_settings().raw_dir)
-    horizon = HORIZON_MONTHS[model] if horizon_months is None else horizon_months
+    if horizon_months is None:
+        from models import get_definition  # the horizon is part of the model's definition
+
+        horizon_months = get_definition(model).horizon_months
+    horizon = horizon_months
     keep = fully_labelled(sorted(set(snapshots)), horizon, observation_end(raw_dir))
     columns = ["customer_id", "event_timestamp"] + (["product"] if model == "cross_sell" else [])
     if not keep:

@@ -1,0 +1,27 @@
+"""Credit risk: any credit account reaches 90+ days past due within 12 months.
+
+Monotone where the direction is settled credit practice: more delinquency or utilisation never
+lowers the risk; a more regular salary never raises it. The probability of default is calibrated
+(Platt) on the validation snapshots and scaled to scorecard points.
+"""
+
+from models.definition import ModelDefinition
+
+CREDIT_RISK = ModelDefinition(
+    name="credit_risk",
+    description="Probability of default (90+ days past due) within 12 months.",
+    horizon_months=12,
+    feature_service="credit_risk",
+    oracle_outcome="default",
+    monotone={
+        "*days_past_due*": 1,
+        "*dpd*": 1,
+        "*delinq*": 1,
+        "*missed*": 1,
+        "*utili*ation*": 1,
+        "*overdraft*": 1,
+        "*salary_regularity*": -1,
+    },
+    calibrate=True,
+    scorecard=True,
+)

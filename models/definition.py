@@ -1,0 +1,100 @@
+"""What makes one scoring model different from another — and nothing else.
+
+A :class:`ModelDefinition` names the label (and its horizon), the Feast feature service, the
+LightGBM settings, the monotone constraints, the promotion rule, and whether the model is
+calibrated and scaled to scorecard points. The shared pipeline in :mod:`training.pipeline` reads
+a definition and does the rest identically for every model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from types import MappingProxyType
+from typing import Any
+
+#: LightGBM settings every model starts from; a definition overrides only what it needs.
+#: Many trees at a small learning rate, stopped early on the validation snapshots.
+BASE_LGBM_PARAMS: Mapping[str, Any] = MappingProxyType(
+    {
+        "n_estimators": 2000,
+        "learning_rate": 0.03,
+        "num_leaves": 31,
+        "min_child_samples": 200,
+        "subsample": 0.8,
+        "subsample_freq": 1,
+        "colsample_bytree": 0.8,
+        "reg_lambda": 1.0,
+        "early_stopping_rounds": 100,
+    }
+)
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """Whether a candidate replaces the champion, and the sentence that says why."""
+
+    promote: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class ModelDefinition:
+    """One scoring model: its label, features, estimator settings and promotion rule."""
+
+    #: Short name: the label builder (:func:`training.labels.build_labels`), the CLI argument and
+    #: the suffix of the MLflow experiment and registered model (``crmscore-<name>``).
+    name: str
+    description: str
+    #: Months after the snapshot in which the event counts.
+    horizon_months: int
+    #: Feast feature service the training set is read from.
+    feature_service: str
+    #: The oracle's ``outcome`` value for this label (synthetic data only).
+    oracle_outcome: str
+    #: Overrides of :data:`BASE_LGBM_PARAMS`.
+    lgbm_overrides: Mapping[str, Any] = field(default_factory=dict)
+    #: Label-frame columns that are also model inputs (cross_sell: ``product``).
+    key_features: tuple[str, ...] = ()
+    #: Known directions, by feature-name pattern (``fnmatch``): +1 = the score may only rise with
+    #: the feature, -1 = only fall. Resolved against the actual feature list at fit time.
+    monotone: Mapping[str, int] = field(default_factory=dict)
+    #: Test-set metric the champion is judged on, and the margin a challenger must beat it by.
+    promotion_metric: str = "auc"
+    higher_is_better: bool = True
+    min_improvement: float = 0.0
+    #: Fit a Platt (sigmoid) calibrator on the validation snapshots.
+    calibrate: bool = False
+    #: Also report a score in points (``training.scorecard``).
+    scorecard: bool = False
+
+    @property
+    def lgbm_params(self) -> dict[str, Any]:
+        return {**BASE_LGBM_PARAMS, **self.lgbm_overrides}
+
+    def monotone_constraints(self, features: list[str]) -> list[int]:
+        """One constraint per feature, in ``features`` order (0 where no pattern matches).
+
+        The first matching pattern wins, so list specific patterns before general ones.
+        """
+        return [
+            next((sign for pattern, sign in self.monotone.items() if fnmatch(f, pattern)), 0)
+            for f in features
+        ]
+
+    def decide_promotion(self, candidate: float, champion: float | None) -> PromotionDecision:
+        """Apply the promotion rule: beat the champion's metric by more than ``min_improvement``."""
+        metric = f"test {self.promotion_metric}"
+        if champion is None:
+            return PromotionDecision(True, f"no champion yet; {metric} {candidate:.4f}")
+        if candidate != candidate:  # NaN never wins
+            return PromotionDecision(False, f"candidate {metric} is undefined")
+        delta = candidate - champion if self.higher_is_better else champion - candidate
+        beats = delta > self.min_improvement
+        verdict = "beats" if beats else "does not beat"
+        return PromotionDecision(
+            beats,
+            f"candidate {metric} {candidate:.4f} {verdict} champion {champion:.4f} "
+            f"(improvement {delta:+.4f}, required > {self.min_improvement:.4f})",
+        )

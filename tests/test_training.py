@@ -1,0 +1,168 @@
+"""The shared training pipeline end to end on a small generated bank.
+
+Features come through the feature-store contract ``(entity_df, service) -> entity_df + features``.
+Here a compact DuckDB stand-in computes a few point-in-time features from the raw tables, so these
+tests exercise training, MLflow and the registry without building the Feast repository.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmscore.settings import get_settings
+from models import CREDIT_RISK, MODELS
+from training.pipeline import train_model
+from training.registry import load_champion
+from training.scorecard import Scorecard
+
+STAND_IN_SQL = """
+WITH e AS (SELECT DISTINCT customer_id, event_timestamp AS s FROM entities),
+acc AS (SELECT * FROM read_parquet('{raw}/accounts/*.parquet')),
+tx AS (SELECT a.customer_id, t.* FROM read_parquet('{raw}/transactions/*.parquet') t
+       JOIN acc a USING (account_id)),
+ix AS (SELECT * FROM read_parquet('{raw}/interactions/*.parquet')),
+cs AS (SELECT a.customer_id, a.limit_amount, c.*
+       FROM read_parquet('{raw}/credit_status/*.parquet') c JOIN acc a USING (account_id)),
+cu AS (SELECT * FROM read_parquet('{raw}/customers/*.parquet'))
+SELECT e.customer_id, e.s AS event_timestamp, any_value(cu.income_band) AS income_band,
+  (SELECT count(*) FROM tx WHERE tx.customer_id = e.customer_id AND tx.ts < e.s
+      AND tx.ts >= e.s - INTERVAL 3 MONTH) AS tx_count_3m,
+  (SELECT count(*) FROM tx WHERE tx.customer_id = e.customer_id AND tx.ts < e.s - INTERVAL 3 MONTH
+      AND tx.ts >= e.s - INTERVAL 6 MONTH) AS tx_count_prev_3m,
+  (SELECT count(*) FROM tx WHERE tx.customer_id = e.customer_id AND tx.type = 'salary'
+      AND tx.ts < e.s AND tx.ts >= e.s - INTERVAL 6 MONTH) AS salary_regularity_6m,
+  (SELECT count(*) FROM acc WHERE acc.customer_id = e.customer_id AND acc.open_date < e.s
+      AND (acc.close_date IS NULL OR acc.close_date >= e.s)) AS open_accounts,
+  (SELECT count(*) FROM ix WHERE ix.customer_id = e.customer_id AND ix.ts < e.s
+      AND ix.ts >= e.s - INTERVAL 3 MONTH AND ix.kind = 'complaint') AS complaints_3m,
+  (SELECT count(*) FROM ix WHERE ix.customer_id = e.customer_id AND ix.ts < e.s
+      AND ix.ts >= e.s - INTERVAL 3 MONTH AND ix.kind = 'product_page_view') AS page_views_3m,
+  (SELECT max(days_past_due) FROM cs WHERE cs.customer_id = e.customer_id
+      AND cs.month < e.s AND cs.month >= e.s - INTERVAL 6 MONTH) AS max_days_past_due_6m,
+  (SELECT sum(balance) / nullif(sum(limit_amount), 0) FROM cs WHERE cs.customer_id = e.customer_id
+      AND cs.month = e.s - INTERVAL 1 DAY) AS utilisation
+FROM e JOIN cu USING (customer_id)
+GROUP BY ALL
+"""
+
+
+def stand_in_training_set(raw_dir):
+    """The feature-store contract, computed directly from raw tables for tests."""
+
+    def get_training_set(entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
+        con = duckdb.connect()
+        con.register("entities", entity_df)
+        features = con.execute(STAND_IN_SQL.format(raw=raw_dir)).df()
+        features["event_timestamp"] = features["event_timestamp"].astype("datetime64[ns]")
+        return entity_df.merge(features, on=["customer_id", "event_timestamp"], how="left")
+
+    return get_training_set
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    """A small synthetic bank and an empty MLflow store, wired in through the settings."""
+    from crmscore.synthetic import BankConfig, generate_bank
+
+    root = tmp_path_factory.mktemp("training")
+    generate_bank(BankConfig(customers=1500, months=24, seed=3), root / "data", progress=False)
+    env = pytest.MonkeyPatch()
+    env.setenv("CRMSCORE_DATA_DIR", str(root / "data"))
+    env.setenv("CRMSCORE_TRAINING__TRACKING_URI", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    env.setenv("CRMSCORE_TRAINING__SHAP_ROWS", "300")
+    get_settings.cache_clear()
+    yield root
+    env.undo()
+    get_settings.cache_clear()
+
+
+FAST = {"n_estimators": 300, "learning_rate": 0.1, "early_stopping_rounds": 20}
+
+
+@pytest.fixture(scope="module")
+def first_runs(bank):
+    source = stand_in_training_set(get_settings().raw_dir)
+    return {name: train_model(name, training_set=source, lgbm_overrides=FAST) for name in MODELS}
+
+
+def test_each_model_is_registered_with_metrics_and_a_champion(first_runs):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(get_settings().training.tracking_uri)
+    for name, result in first_runs.items():
+        assert result.promoted and "no champion yet" in result.reason
+        run = client.get_run(result.run_id)
+        assert run.data.tags["feature_service"] == name
+        assert run.data.tags["promotion.decision"] == "promoted"
+        for metric in ("test_auc", "test_ks", "test_brier", "test_top_decile_lift", "oracle_auc"):
+            assert np.isfinite(run.data.metrics[metric]), (name, metric)
+        assert run.data.metrics["test_auc"] > 0.6, name
+        artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+        assert "plots/roc.png" in artifacts and "plots/shap_summary.png" in artifacts
+        champion = load_champion(name)
+        assert champion.version == result.version
+        assert champion.registered_name == f"crmscore-{name}"
+
+
+def test_champion_scores_and_explains(first_runs, bank):
+    import shap
+
+    champion = load_champion("credit_risk")
+    source = stand_in_training_set(get_settings().raw_dir)
+    entities = pd.DataFrame(
+        {
+            "customer_id": np.arange(1, 41, dtype="int64"),
+            "event_timestamp": pd.Timestamp("2025-01-01"),
+        }
+    )
+    frame = source(entities, "credit_risk")
+    scores = champion.score(frame)
+    assert scores["probability"].between(0, 1).all() and "points" in scores
+    values = shap.TreeExplainer(champion.booster).shap_values(champion.prepare(frame))
+    assert np.shape(values)[-1] == len(champion.features)
+    assert champion.tags["promotion.decision"] == "promoted"
+
+
+def test_a_worse_model_does_not_take_the_champion_alias(first_runs):
+    source = stand_in_training_set(get_settings().raw_dir)
+    worse = train_model(
+        "churn",
+        training_set=source,
+        lgbm_overrides={**FAST, "n_estimators": 1, "num_leaves": 2, "min_child_samples": 5000},
+    )
+    assert not worse.promoted
+    assert "does not beat" in worse.reason and "re-scored" in worse.reason
+    assert load_champion("churn").version == first_runs["churn"].version
+
+
+def test_same_seed_same_metrics(first_runs):
+    source = stand_in_training_set(get_settings().raw_dir)
+    again = train_model("credit_risk", training_set=source, lgbm_overrides=FAST)
+    before = first_runs["credit_risk"].metrics
+    for key in ("test_auc", "test_ks", "test_brier", "baseline_test_auc", "psi_train_test"):
+        assert again.metrics[key] == pytest.approx(before[key], abs=1e-12), key
+    # Same metric as the champion: a tie does not move the alias.
+    assert not again.promoted
+
+
+def test_scorecard_points_fall_as_default_probability_rises():
+    card = Scorecard(base_points=600, base_odds=50, points_to_double=20)
+    pd_grid = np.linspace(0.001, 0.999, 500)
+    assert np.all(np.diff(card.points(pd_grid)) < 0)
+    assert card.points([1 / 51])[0] == pytest.approx(600)
+    assert card.points([1 / 101])[0] == pytest.approx(620, abs=0.1)
+
+
+def test_monotone_constraints_resolve_by_feature_name():
+    features = ["max_days_past_due_6m", "utilisation", "salary_regularity_6m", "income_band"]
+    assert CREDIT_RISK.monotone_constraints(features) == [1, 1, -1, 0]
+
+
+def test_promotion_rule():
+    keep = MODELS["churn"].decide_promotion(0.70, 0.71)
+    assert not keep.promote and "does not beat" in keep.reason
+    assert MODELS["churn"].decide_promotion(0.72, 0.71).promote
+    assert MODELS["churn"].decide_promotion(0.5, None).promote

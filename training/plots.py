@@ -1,0 +1,66 @@
+"""The figures a model review reads: ROC, calibration, lift/gain and the SHAP summary.
+
+Each function returns a matplotlib figure; the pipeline logs them with ``mlflow.log_figure``.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: training runs on servers and in CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+
+def roc_figure(y, scores: dict[str, np.ndarray], title: str):
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, score in scores.items():
+        fpr, tpr, _ = roc_curve(y, score)
+        ax.plot(fpr, tpr, label=name)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def calibration_figure(table: pd.DataFrame, title: str):
+    fig, ax = plt.subplots(figsize=(5, 5))
+    top = max(table["mean_predicted"].max(), table["observed_rate"].max()) * 1.05
+    ax.plot([0, top], [0, top], color="grey", linestyle=":", label="perfect")
+    ax.plot(table["mean_predicted"], table["observed_rate"], marker="o", label="model")
+    ax.set(xlabel="mean predicted probability", ylabel="observed event rate", title=title)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def lift_figure(table: pd.DataFrame, title: str):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.bar(table["decile"], table["lift"])
+    left.axhline(1.0, color="grey", linestyle=":")
+    left.set(xlabel="score decile (1 = highest)", ylabel="lift", title=f"{title}: lift")
+    share = table["cum_customers"] / table["customers"].sum()
+    right.plot(np.r_[0, share], np.r_[0, table["cum_gain"]], marker="o", label="model")
+    right.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
+    right.set(xlabel="share of customers", ylabel="share of events", title=f"{title}: gain")
+    right.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def shap_summary_figure(booster, features: pd.DataFrame, title: str):
+    """Beeswarm of SHAP values from ``shap.TreeExplainer`` on a sample of scored rows."""
+    import shap
+
+    values = shap.TreeExplainer(booster).shap_values(features)
+    if isinstance(values, list):  # older shap returns one array per class
+        values = values[-1]
+    shap.summary_plot(values, features, show=False, max_display=20)
+    fig = plt.gcf()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
