@@ -117,9 +117,7 @@ def _read_table(src: Path, table: Table) -> pd.DataFrame:
     if not parts:
         raise _ReadError("file", f"{path}: folder holds no *.parquet part")
     arrow = _concat([_read_parquet(part) for part in parts], path)
-    return arrow.to_pandas(
-        types_mapper=_PANDAS_TYPES.get, date_as_object=False, ignore_metadata=True
-    )
+    return arrow.to_pandas(types_mapper=_PANDAS_TYPES.get, date_as_object=False)
 
 
 def _read_parquet(path: Path) -> pa.Table:

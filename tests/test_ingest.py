@@ -327,3 +327,14 @@ def test_schema_markdown_is_in_the_readme():
     section = readme.split("## Raw data schema\n", 1)[1]
     section = re.split(r"^## ", section, flags=re.M)[0]
     assert section.strip() == schema_markdown().strip()
+
+
+def test_pandas_to_parquet_with_an_index_is_read(tiny_bank, tiny_as_of, tmp_path):
+    """A filtered frame saved with ``to_parquet`` stores its index; that is not a data column."""
+    src = tmp_path / "export"
+    src.mkdir()
+    for name, frame in tiny_bank.items():
+        frame.iloc[::-1].to_parquet(src / f"{name}.parquet")
+    report = ingest(src, tmp_path / "raw", as_of=tiny_as_of)
+    assert report.rows["customers"] == 3
+    assert read_dataset(tmp_path / "raw")["customers"]["customer_id"].tolist() == [3, 2, 1]
