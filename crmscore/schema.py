@@ -215,7 +215,9 @@ INTERACTIONS = Table(
         Column("ts", "timestamp", "When it happened."),
         Column("channel", "string", "Channel.", categories=INTERACTION_CHANNELS),
         Column("kind", "string", "What happened.", categories=INTERACTION_KINDS),
-        Column("product", "string", "Product concerned, if any.", nullable=True, categories=PRODUCTS),
+        Column(
+            "product", "string", "Product concerned, if any.", nullable=True, categories=PRODUCTS
+        ),
         Column(
             "complaint_category",
             "string",

@@ -1,7 +1,7 @@
 """All of crmscore's configuration, in one typed place.
 
-Every value can be overridden by an environment variable prefixed ``CRMSCORE_``; nested sections use a
-double underscore, e.g. ``CRMSCORE_SERVING__MAX_BATCH=500`` or ``CRMSCORE_TRACKING_URI=http://...``.
+Every value can be overridden by an environment variable prefixed ``CRMSCORE_``; nested sections
+use a double underscore, e.g. ``CRMSCORE_SERVING__MAX_BATCH=500`` or ``CRMSCORE_TRACKING_URI=http://...``.
 Stages read their section from :func:`get_settings` and never hard-code paths or thresholds.
 """
 

@@ -1,0 +1,912 @@
+"""Month-by-month simulation of the synthetic bank.
+
+Each month, for all customers at once (NumPy, no per-row Python):
+1. observe what the bank could see at the month start (:class:`hazards.Observed`);
+2. compute the true hazards and record the oracle;
+3. draw this month's outcome events (churn, product openings, missed payments);
+4. draw behaviour (transactions, interactions) and post it to the accounts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from crmscore import schema
+from crmscore.synthetic import hazards
+from crmscore.synthetic.accounts import PRODUCT_INDEX, AccountBook
+from crmscore.synthetic.config import BankConfig
+from crmscore.synthetic.population import Traits
+
+XS = schema.CROSS_SELL_PRODUCTS
+XS_INDEX = {p: j for j, p in enumerate(XS)}
+TX_CODE = {t: i for i, t in enumerate(schema.TRANSACTION_TYPES)}
+CH_CODE = {c: i for i, c in enumerate(schema.TRANSACTION_CHANNELS)}
+IX_CODE = {k: i for i, k in enumerate(schema.INTERACTION_KINDS)}
+ICH_CODE = {c: i for i, c in enumerate(schema.INTERACTION_CHANNELS)}
+DAY = 86_400
+NEVER = 999  # "months since" for something that never happened
+WRITE_OFF_MONTHS = 6  # defaulted credit accounts are closed this long after reaching 90 dpd
+
+
+@dataclass
+class MonthRows:
+    """Everything one simulated month writes (frames in raw-schema columns)."""
+
+    transactions: pd.DataFrame
+    interactions: pd.DataFrame
+    credit_status: pd.DataFrame
+    oracle: pd.DataFrame
+    events: pd.DataFrame
+
+
+@dataclass
+class _Balances:
+    current: np.ndarray
+    savings: np.ndarray
+    card_owed: np.ndarray
+    card_limit: np.ndarray
+    loan: np.ndarray  # personal loan outstanding
+    loan_instalment: np.ndarray
+    mortgage: np.ndarray
+    mortgage_instalment: np.ndarray
+    overdraft_needed: np.ndarray  # deepest overdraft seen: settles the current account's limit
+
+
+@dataclass
+class _History:
+    tx: np.ndarray  # (N, 4) customer-initiated transactions, most recent month first
+    months_since_salary: np.ndarray
+    complaints: np.ndarray  # (N, 3)
+    views: np.ndarray  # (N, P, 3)
+    responses: np.ndarray  # (N, P, 3)
+    last_satisfaction: np.ndarray
+    matured_month: np.ndarray
+    missed_month: np.ndarray
+    credit_opened_month: np.ndarray  # (N, 3) per credit product
+    complaint_customer: list[np.ndarray] = field(default_factory=list)
+    complaint_resolved_at: list[np.ndarray] = field(default_factory=list)  # datetime64[s]
+
+
+def add_months(dates: np.ndarray, months: np.ndarray | int) -> np.ndarray:
+    """Calendar-month arithmetic on an array of dates (day clipped to the month's end)."""
+    dates = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates)))
+    months = np.broadcast_to(np.asarray(months), (len(dates),))
+    out = np.empty(len(dates), dtype="datetime64[ns]")
+    for m in np.unique(months):
+        sel = months == m
+        out[sel] = (dates[sel] + pd.DateOffset(months=int(m))).to_numpy()
+    return out
+
+
+class BankSimulation:
+    """State of the bank, advanced one month at a time by :meth:`step`."""
+
+    def __init__(self, cfg: BankConfig, customers: pd.DataFrame, traits: Traits, rng) -> None:
+        self.cfg, self.traits, self.rng = cfg, traits, rng
+        n = len(customers)
+        self.n = n
+        self.customer_ids = customers["customer_id"].to_numpy()
+        self.consent = customers["marketing_consent"].to_numpy()
+        self.join_date = pd.to_datetime(customers["join_date"]).to_numpy()
+        self.book = AccountBook(self.customer_ids)
+        self.active = np.ones(n, dtype=bool)
+        self.engagement = traits.engagement.copy()
+        self.intent = rng.normal(0, 0.7, (n, len(XS)))
+        self.salary_here = traits.salaried.copy()
+        self.arrears = np.zeros(n, dtype=np.int64)
+        self.default_month = np.full(n, NEVER, dtype=np.int64)
+        self.pay_ratio = np.where(rng.random(n) < hazards.sigmoid(traits.health), 1.0, 0.15)
+        self.td_maturity = np.full(n, NEVER, dtype=np.int64)
+        self.wm_maturity = np.full(n, NEVER, dtype=np.int64)
+        self.loan_maturity = np.full(n, NEVER, dtype=np.int64)
+        self.h = _History(
+            tx=np.zeros((n, 4)),
+            months_since_salary=np.where(self.salary_here, 0, NEVER),
+            complaints=np.zeros((n, 3)),
+            views=np.zeros((n, len(XS), 3)),
+            responses=np.zeros((n, len(XS), 3)),
+            last_satisfaction=np.zeros(n, dtype=np.int64),
+            matured_month=np.full(n, -NEVER),
+            missed_month=np.full(n, -NEVER),
+            credit_opened_month=np.full((n, 3), -NEVER),
+        )
+        self._open_initial_accounts()
+
+    # ----------------------------------------------------------------------------- initial book
+    def _open_initial_accounts(self) -> None:
+        t0 = -self.cfg.burn_in
+        start = self.cfg.month_start(t0)
+        rng, tr, n = self.rng, self.traits, self.n
+        everyone = np.arange(n)
+
+        def since_join(mask: np.ndarray) -> np.ndarray:
+            join = self.join_date[mask]
+            span = (np.datetime64(start) - join).astype("timedelta64[D]").astype(np.int64)
+            days = (rng.random(mask.sum()) * np.maximum(span, 1)).astype(np.int64)
+            return join + days.astype("timedelta64[D]")
+
+        income = tr.income
+        self.current_account_ids = self.book.open(
+            everyone, "current", self.join_date, limit=np.round(income, -2)
+        )
+        self.bal = _Balances(
+            current=np.round(income * rng.lognormal(-0.3, 0.5, n), 2),
+            savings=np.zeros(n),
+            card_owed=np.zeros(n),
+            card_limit=np.zeros(n),
+            loan=np.zeros(n),
+            loan_instalment=np.zeros(n),
+            mortgage=np.zeros(n),
+            mortgage_instalment=np.zeros(n),
+            overdraft_needed=np.round(income, -2),
+        )
+        age = tr.age
+        p_hold = {
+            "savings": np.full(n, 0.6),
+            "credit_card": 0.2 + 0.2 * (income > 5_000),
+            "personal_loan": 0.06 + 0.06 * ((age > 25) & (age < 50)),
+            "mortgage": 0.2 * ((age > 28) & (age < 60)),
+            "term_deposit": 0.08 + 0.1 * (tr.wealth > 3),
+            "wealth_management": 0.04 + 0.1 * (tr.wealth > 5),
+            "insurance": np.full(n, 0.12),
+        }
+        for product, p in p_hold.items():
+            mask = rng.random(n) < p
+            who = everyone[mask]
+            opened = since_join(mask)
+            if product == "savings":
+                self.book.open(who, product, opened)
+                self.bal.savings[who] = np.round(tr.wealth[who] * income[who] * 0.5, 2)
+            elif product == "credit_card":
+                limit = np.round(income[who] * 2.5, -2)
+                self.book.open(who, product, opened, limit=limit)
+                self.bal.card_limit[who] = limit
+                self.bal.card_owed[who] = np.round(limit * rng.beta(1.5, 5, len(who)), 2)
+            elif product in ("personal_loan", "mortgage"):
+                self._open_credit(who, product, t0, opened_at=opened)
+            elif product in ("term_deposit", "wealth_management"):
+                term = rng.choice([6, 12, 24], len(who))
+                months_ago = (rng.random(len(who)) * (term - 1)).astype(np.int64)
+                opened = add_months(
+                    np.datetime64(start, "D")
+                    + rng.integers(0, 27, len(who)).astype("timedelta64[D]"),
+                    -months_ago - 1,
+                )
+                self._open_maturing(who, product, opened, t0 - months_ago - 1, term)
+            else:
+                self.book.open(who, product, opened)
+
+    def _open_credit(
+        self, who: np.ndarray, product: str, t: int, opened_at: np.ndarray, new: bool = False
+    ) -> None:
+        """Open loans or mortgages; unless ``new``, the loan is part-repaid already."""
+        rng, income = self.rng, self.traits.income[who]
+        term = 36 if product == "personal_loan" else 240
+        principal = np.round(
+            income * rng.uniform(3, 12)
+            if product == "personal_loan"
+            else income * rng.uniform(40, 90, len(who)),
+            -2,
+        )
+        principal = np.broadcast_to(principal, (len(who),)).astype(float)
+        instalment = np.round(principal / term, 2)
+        month0 = self.cfg.month_start(t)
+        if new:
+            elapsed = np.zeros(len(who), dtype=np.int64)
+        else:
+            elapsed = (np.datetime64(month0) - opened_at).astype("timedelta64[D]").astype(
+                np.int64
+            ) // 30
+            elapsed = np.minimum(elapsed, term - 2)
+        maturity = add_months(opened_at, np.full(len(who), term))
+        self.book.open(who, product, opened_at, limit=principal, maturity_date=maturity)
+        outstanding = np.round(principal - instalment * elapsed, 2)
+        if product == "personal_loan":
+            self.bal.loan[who], self.bal.loan_instalment[who] = outstanding, instalment
+            self.loan_maturity[who] = t + term - elapsed
+        else:
+            self.bal.mortgage[who], self.bal.mortgage_instalment[who] = outstanding, instalment
+
+    def _open_maturing(
+        self, who: np.ndarray, product: str, opened: np.ndarray, t_open: int, term: np.ndarray
+    ) -> None:
+        """Open term deposits or wealth products maturing ``term`` months after ``opened``."""
+        maturity = add_months(opened, term)
+        principal = np.round(self.traits.income[who] * self.rng.uniform(2, 10, len(who)), -2)
+        self.book.open(who, product, opened, limit=principal, maturity_date=maturity)
+        target = self.td_maturity if product == "term_deposit" else self.wm_maturity
+        target[who] = t_open + term
+
+    # ------------------------------------------------------------------------------ observation
+    def observe(self, t: int) -> hazards.Observed:
+        h, b, tr = self.h, self.bal, self.traits
+        holds = self.book.holds
+        start = np.datetime64(self.cfg.month_start(t), "s")
+        pending = np.zeros(self.n)
+        if h.complaint_customer:
+            cust = np.concatenate(h.complaint_customer)
+            resolved = np.concatenate(h.complaint_resolved_at)
+            pending = np.bincount(cust[resolved >= start], minlength=self.n).astype(float)
+        has_card = holds[:, PRODUCT_INDEX["credit_card"]]
+        return hazards.Observed(
+            tx_last=h.tx[:, 0],
+            tx_prev=h.tx[:, 1:].mean(axis=1),
+            months_since_salary=h.months_since_salary,
+            pending_complaints=pending,
+            complaints_3m=h.complaints.sum(axis=1),
+            n_products=holds.sum(axis=1),
+            tenure_years=self.traits.tenure_years + (t + self.cfg.burn_in) / 12,
+            last_satisfaction=h.last_satisfaction,
+            views_3m=h.views.sum(axis=2),
+            responded_3m=h.responses.sum(axis=2),
+            idle_funds=(b.current + b.savings) / tr.income,
+            matured_3m=(t - h.matured_month) <= 3,
+            utilisation=np.where(has_card, b.card_owed / np.maximum(b.card_limit, 1), 0.0),
+            overdrawn=b.current < 0,
+            debt_service=(b.loan_instalment + b.mortgage_instalment + 0.05 * b.card_owed)
+            / tr.income,
+            delinquent_12m=(t - h.missed_month) <= 12,
+            new_credit_6m=((t - h.credit_opened_month) <= 6).sum(axis=1),
+            age=tr.age + (t + self.cfg.burn_in) / 12,
+            income=tr.income,
+            holds=holds,
+            arrears=self.arrears,
+        )
+
+    # ------------------------------------------------------------------------------------- step
+    def step(self, t: int) -> MonthRows | None:
+        """Advance one month. Returns the month's rows, or None during burn-in."""
+        write = t >= 0
+        rng, n = self.rng, self.n
+        month_start = self.cfg.month_start(t)
+        days = month_start.days_in_month
+        month_end = month_start + pd.Timedelta(days=days - 1)
+        obs = self.observe(t)
+
+        churn_h = hazards.churn_hazard(obs) * self.active
+        miss_h = hazards.miss_hazard(obs)
+        xsell_h = hazards.cross_sell_hazards(obs, PRODUCT_INDEX) * self.active[:, None]
+        credit_cols = [PRODUCT_INDEX[p] for p in schema.CREDIT_PRODUCTS]
+        has_credit = obs.holds[:, credit_cols].any(axis=1) & self.active
+        oracle = (
+            self._oracle_rows(month_start, churn_h, miss_h, xsell_h, has_credit) if write else None
+        )
+
+        # ---- events drawn at the month start, dated within the month
+        churning = (rng.random(n) < churn_h) & write
+        churn_day = rng.integers(1, days, n)
+        activity = np.where(churning, churn_day / days, 1.0) * self.active
+        events = []
+
+        # accounts opened during the month start posting next month
+        self._accounts_at_start = self.book.account_of.copy()
+        missed = self._arrears_step(t, miss_h, has_credit, write)
+        newly_defaulted = (self.arrears == 3) & (self.default_month == NEVER)
+        self.default_month[newly_defaulted] = t
+        if write:
+            d = np.flatnonzero(newly_defaulted)
+            events.append(
+                pd.DataFrame(
+                    {
+                        "customer_id": self.customer_ids[d],
+                        "outcome": "default",
+                        "product": None,
+                        "event_date": month_end.date(),
+                    }
+                )
+            )
+
+        opens = (rng.random((n, len(XS))) < xsell_h) & ~churning[:, None] & write
+        open_day = rng.integers(0, days - 1, (n, len(XS)))
+        for j, product in enumerate(XS):
+            who = np.flatnonzero(opens[:, j])
+            if not len(who):
+                continue
+            when = np.datetime64(month_start, "s") + (open_day[who, j] * DAY).astype(
+                "timedelta64[s]"
+            )
+            self._open_product(who, product, t, when)
+            events.append(
+                pd.DataFrame(
+                    {
+                        "customer_id": self.customer_ids[who],
+                        "outcome": "cross_sell",
+                        "product": product,
+                        "event_date": pd.to_datetime(when).date,
+                    }
+                )
+            )
+
+        # ---- behaviour
+        self._evolve(activity)
+        tx = self._transactions(t, month_start, days, activity, missed, churn_day, churning)
+        ix = self._interactions(t, month_start, days, activity, churn_day, churning)
+        status = self._credit_status(t, month_end) if write else None
+        self._mature(t, month_start)
+
+        who = np.flatnonzero(churning)
+        if len(who):
+            close = np.datetime64(month_start, "D") + churn_day[who].astype("timedelta64[D]")
+            self.book.close_all(who, close)
+            self.active[who] = False
+            events.append(
+                pd.DataFrame(
+                    {
+                        "customer_id": self.customer_ids[who],
+                        "outcome": "churn",
+                        "product": None,
+                        "event_date": pd.to_datetime(close).date,
+                    }
+                )
+            )
+        if not write:
+            return None
+        columns = ["customer_id", "outcome", "product", "event_date"]
+        events_frame = (
+            pd.concat(events, ignore_index=True) if events else pd.DataFrame(columns=columns)
+        )
+        return MonthRows(tx, ix, status, oracle, events_frame[columns])
+
+    # ---------------------------------------------------------------------------------- oracle
+    def _oracle_rows(self, month_start, churn_h, miss_h, xsell_h, has_credit) -> pd.DataFrame:
+        snapshot = month_start.date()
+        active = np.flatnonzero(self.active)
+        frames = [
+            pd.DataFrame(
+                {
+                    "customer_id": self.customer_ids[active],
+                    "outcome": "churn",
+                    "product": None,
+                    "probability": hazards.within(churn_h[active], hazards.CHURN_HORIZON),
+                }
+            )
+        ]
+        eligible = np.flatnonzero(has_credit & (self.arrears < 3))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "customer_id": self.customer_ids[eligible],
+                    "outcome": "default",
+                    "product": None,
+                    "probability": hazards.default_within(
+                        self.arrears[eligible], miss_h[eligible], hazards.DEFAULT_HORIZON
+                    ),
+                }
+            )
+        )
+        holds = self.book.holds
+        for j, product in enumerate(XS):
+            who = active[~holds[active, PRODUCT_INDEX[product]]]
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "customer_id": self.customer_ids[who],
+                        "outcome": "cross_sell",
+                        "product": product,
+                        "probability": hazards.within(xsell_h[who, j], hazards.CROSS_SELL_HORIZON),
+                    }
+                )
+            )
+        oracle = pd.concat(frames, ignore_index=True)
+        oracle.insert(1, "snapshot", snapshot)
+        return oracle
+
+    # --------------------------------------------------------------------------------- arrears
+    def _arrears_step(self, t: int, miss_h, has_credit, write: bool) -> np.ndarray:
+        """Advance the arrears chain; returns who missed this month's payments."""
+        roll1, roll2 = hazards.roll_hazards(miss_h)
+        u = self.rng.random(self.n)
+        k = self.arrears
+        live = has_credit & (k < 3)
+        p = np.select([k == 0, k == 1, k == 2], [miss_h, roll1, roll2], 0.0)
+        missed = live & (u < p)
+        new = np.where(missed, k + 1, np.where(live, 0, k))
+        if not write:
+            new = np.minimum(new, 2)  # nobody defaults during burn-in
+        self.arrears = new
+        self.h.missed_month[missed] = t
+        return missed
+
+    def _open_product(self, who: np.ndarray, product: str, t: int, when: np.ndarray) -> None:
+        rng, income = self.rng, self.traits.income[who]
+        if product == "credit_card":
+            limit = np.round(income * 2.5, -2)
+            self.book.open(who, product, when, limit=limit)
+            self.bal.card_limit[who], self.bal.card_owed[who] = limit, 0.0
+        elif product in ("personal_loan", "mortgage"):
+            self._open_credit(who, product, t, opened_at=when, new=True)
+        elif product in ("term_deposit", "wealth_management"):
+            self._open_maturing(who, product, when, t, rng.choice([6, 12, 24], len(who)))
+        else:
+            self.book.open(who, product, when)
+        if product in schema.CREDIT_PRODUCTS:
+            self.h.credit_opened_month[who, schema.CREDIT_PRODUCTS.index(product)] = t
+
+    # ------------------------------------------------------------------------------- behaviour
+    def _evolve(self, activity: np.ndarray) -> None:
+        rng, n = self.rng, self.n
+        self.engagement = 0.85 * self.engagement + 0.527 * rng.normal(0, 1, n)
+        self.intent = 0.7 * self.intent + 0.714 * rng.normal(0, 0.7, self.intent.shape)
+        leaves = self.salary_here & (rng.random(n) < hazards.sigmoid(-5.6 - 0.9 * self.engagement))
+        returns = ~self.salary_here & self.traits.salaried & (rng.random(n) < 0.01)
+        self.salary_here = (self.salary_here & ~leaves) | returns
+
+    def _transactions(self, t, month_start, days, activity, missed, churn_day, churning):
+        rng, n, tr, b = self.rng, self.n, self.traits, self.bal
+        acct = self._accounts_at_start
+        holds = acct > 0
+        e = self.engagement
+        span = np.where(churning, churn_day, days) * DAY  # seconds in which activity can happen
+        parts = []
+
+        def post(cust, account, kind, amount, offset, channel, mcc=None):
+            parts.append(
+                (
+                    cust,
+                    account,
+                    np.full(len(cust), TX_CODE[kind]),
+                    amount,
+                    offset,
+                    channel,
+                    np.full(len(cust), -1) if mcc is None else mcc,
+                )
+            )
+
+        def digital_channel(cust):
+            return np.where(
+                rng.random(len(cust)) < tr.digital[cust],
+                np.where(rng.random(len(cust)) < 0.7, CH_CODE["mobile"], CH_CODE["online"]),
+                CH_CODE["branch"],
+            )
+
+        def spread(counts, weight_sd=0.8):
+            """Customer index per event and a random offset within the customer's active span."""
+            cust = np.repeat(np.arange(n), counts)
+            offset = (rng.random(len(cust)) * span[cust]).astype(np.int64)
+            return cust, offset, rng.lognormal(0, weight_sd, len(cust))
+
+        scale = activity
+        salary = self.salary_here & (activity > 0)
+        has_card = holds[:, PRODUCT_INDEX["credit_card"]] & (self.arrears == 0)
+        n_spend = rng.poisson(7 * np.exp(0.7 * e) * (tr.income / 5_000) ** 0.2 * scale)
+        n_card = np.where(has_card, rng.binomial(n_spend, 0.6), 0)
+        n_debit = n_spend - n_card
+        n_atm = rng.poisson(2.2 * (1.2 - tr.digital) * np.exp(0.2 * e) * scale)
+        n_bill = rng.poisson(2.0 * np.exp(0.15 * e) * scale)
+        n_out = rng.poisson(1.2 * np.exp(0.6 * e) * scale)
+        n_in = rng.poisson((0.4 + 1.6 * ~self.salary_here) * scale)
+
+        # inflows to the current account
+        cur = acct[:, PRODUCT_INDEX["current"]]
+        who = np.flatnonzero(salary)
+        pay = np.round(tr.income[who] * rng.normal(1, 0.02, len(who)), 2)
+        post(
+            who,
+            cur[who],
+            "salary",
+            pay,
+            np.minimum(rng.integers(0, 3 * DAY, len(who)), span[who] - 60),
+            np.full(len(who), CH_CODE["online"]),
+        )
+        inflow = np.zeros(n)
+        inflow[who] = pay
+        transfer_share = np.where(self.salary_here, 0.15, np.where(tr.salaried, 0.5, 0.95))
+        c, off, w = spread(n_in)
+        total_in = tr.income * transfer_share * rng.lognormal(0, 0.3, n) * scale
+        amount = np.round(total_in[c] * w / np.bincount(c, w, n)[c], 2)
+        post(c, cur[c], "transfer_in", amount, off, digital_channel(c))
+        inflow += np.bincount(c, amount, n)
+
+        # instalments and card repayments, unless this month's payments were missed
+        paying = ~missed & (self.arrears < 3) & (activity > 0)
+        repay_off = np.minimum(rng.integers(3 * DAY, 8 * DAY, n), span - 60)
+        instalment = np.zeros(n)
+        for product, outstanding, inst in (
+            ("personal_loan", b.loan, b.loan_instalment),
+            ("mortgage", b.mortgage, b.mortgage_instalment),
+        ):
+            who = np.flatnonzero(paying & holds[:, PRODUCT_INDEX[product]] & (outstanding > 0))
+            amount = np.minimum(inst[who], outstanding[who])
+            post(
+                who,
+                cur[who],
+                "loan_repayment",
+                -amount,
+                repay_off[who],
+                np.full(len(who), CH_CODE["online"]),
+            )
+            outstanding[who] = np.round(outstanding[who] - amount, 2)
+            instalment[who] += amount
+        card = acct[:, PRODUCT_INDEX["credit_card"]]
+        who = np.flatnonzero(paying & holds[:, PRODUCT_INDEX["credit_card"]] & (b.card_owed > 0))
+        repay = np.round(
+            np.maximum(b.card_owed[who] * self.pay_ratio[who], np.minimum(b.card_owed[who], 50)), 2
+        )
+        post(
+            who,
+            cur[who],
+            "loan_repayment",
+            -repay,
+            repay_off[who],
+            np.full(len(who), CH_CODE["online"]),
+        )
+        post(
+            who,
+            card[who],
+            "loan_repayment",
+            repay,
+            repay_off[who],
+            np.full(len(who), CH_CODE["online"]),
+        )
+        instalment[who] += repay
+
+        # spending on the credit card, capped by the available limit
+        c, off, w = spread(n_card, 0.9)
+        wanted = tr.income * 0.3 * np.exp(-0.3 * tr.health) * rng.lognormal(0, 0.4, n)
+        room = np.maximum(b.card_limit - b.card_owed, 0)
+        total = np.minimum(wanted, room)
+        # floor to cents so rounding can never push a card past its limit
+        amount = np.floor(total[c] * w / np.bincount(c, w, n)[c] * 100) / 100
+        mcc = rng.integers(0, len(schema.MERCHANT_CATEGORIES), len(c))
+        post(
+            c,
+            card[c],
+            "card_spend",
+            -amount,
+            off,
+            np.where(rng.random(len(c)) < tr.digital[c] * 0.6, CH_CODE["online"], CH_CODE["pos"]),
+            mcc,
+        )
+
+        # discretionary spending from the current account, sized to the income that came in
+        ratio = np.clip(0.93 - 0.07 * tr.health + 0.1 * rng.normal(0, 1, n), 0.4, 1.4)
+        budget = np.maximum(inflow * ratio - instalment, 0)
+        budget = np.minimum(
+            budget, np.maximum(b.current + inflow - instalment + b.overdraft_needed * 0.8, 0)
+        )
+        kinds = [
+            ("card_spend", n_debit, 0.6),
+            ("atm", n_atm, 1.0),
+            ("bill_payment", n_bill, 1.2),
+            ("transfer_out", n_out, 2.0),
+        ]
+        drawn = []
+        for kind, counts, weight in kinds:
+            c, off, w = spread(counts)
+            drawn.append((kind, c, off, w * weight))
+        weight_sum = sum(np.bincount(c, w, n) for _, c, _, w in drawn)
+        for kind, c, off, w in drawn:
+            amount = np.round(budget[c] * w / weight_sum[c], 2)
+            if kind == "card_spend":
+                channel = np.where(
+                    rng.random(len(c)) < tr.digital[c] * 0.5, CH_CODE["online"], CH_CODE["pos"]
+                )
+                mcc = rng.integers(0, len(schema.MERCHANT_CATEGORIES), len(c))
+            elif kind == "atm":
+                channel, mcc = np.full(len(c), CH_CODE["atm"]), None
+            else:
+                channel, mcc = digital_channel(c), None
+            post(c, cur[c], kind, -amount, off, channel, mcc)
+        n_fee = rng.poisson((0.1 + 0.8 * (b.current < 0)) * scale)
+        c, off, _ = spread(n_fee)
+        post(
+            c,
+            cur[c],
+            "fee",
+            -np.round(rng.uniform(5, 30, len(c)), 2),
+            off,
+            np.full(len(c), CH_CODE["online"]),
+        )
+
+        # savings: sweep idle money in, cover overdrafts out, monthly interest
+        sav = acct[:, PRODUCT_INDEX["savings"]]
+        has_sav = holds[:, PRODUCT_INDEX["savings"]] & (activity > 0)
+        projected = b.current + self._sum_current(parts, cur, n)
+        sweep = np.where(has_sav, np.maximum(projected - 3 * tr.income, 0) * 0.5, 0)
+        cover = np.where(
+            has_sav & (projected < 0), np.minimum(b.savings, -projected + tr.income * 0.3), 0
+        )
+        late = np.minimum(span, days * DAY) - DAY
+        for amount, day_from, kind_cur, kind_sav in (
+            (sweep, 24, "transfer_out", "transfer_in"),
+            (cover, 25, "transfer_in", "transfer_out"),
+        ):
+            who = np.flatnonzero(amount > 0.005)
+            value = np.round(amount[who], 2)
+            off = np.minimum(day_from * DAY, late[who])
+            ch = digital_channel(who)
+            post(who, cur[who], kind_cur, -value if kind_cur == "transfer_out" else value, off, ch)
+            post(who, sav[who], kind_sav, value if kind_sav == "transfer_in" else -value, off, ch)
+        who = np.flatnonzero(has_sav & (b.savings > 0))
+        post(
+            who,
+            sav[who],
+            "interest",
+            np.round(b.savings[who] * 0.002, 2),
+            np.minimum(late[who], (days - 1) * DAY),
+            np.full(len(who), CH_CODE["online"]),
+        )
+
+        frame = self._post_rows(parts, month_start)
+        self._update_history_tx(parts, salary)
+        return frame
+
+    @staticmethod
+    def _sum_current(parts, cur, n) -> np.ndarray:
+        total = np.zeros(n)
+        for cust, account, _, amount, *_ in parts:
+            on_current = account == cur[cust]
+            total += np.bincount(cust[on_current], amount[on_current], n)
+        return total
+
+    def _post_rows(self, parts, month_start) -> pd.DataFrame:
+        """Order the month's postings per account and compute running balances."""
+        columns = (np.concatenate(x) for x in zip(*parts, strict=True))
+        cust, account, kind, amount, offset, channel, mcc = columns
+        b, book = self.bal, self._accounts_at_start
+        # opening balance of each posted account, by what kind of account it is
+        opening = np.select(
+            [
+                account == book[cust, PRODUCT_INDEX["current"]],
+                account == book[cust, PRODUCT_INDEX["savings"]],
+            ],
+            [b.current[cust], b.savings[cust]],
+            -b.card_owed[cust],
+        )
+        order = np.lexsort((offset, account))
+        cust, account, kind, amount, offset = (
+            x[order] for x in (cust, account, kind, amount, offset)
+        )
+        channel, mcc, opening = channel[order], mcc[order], opening[order]
+        running = np.cumsum(amount)
+        first = np.r_[True, account[1:] != account[:-1]]
+        group_start = np.maximum.accumulate(np.where(first, np.arange(len(account)), 0))
+        before = running[group_start] - amount[group_start]
+        balance = np.round(opening + running - before, 2)
+        # month-end balances back into state
+        last = np.r_[first[1:], True]
+        for index, column in (
+            (PRODUCT_INDEX["current"], "current"),
+            (PRODUCT_INDEX["savings"], "savings"),
+        ):
+            on = last & (account == book[cust, index])
+            getattr(b, column)[cust[on]] = balance[on]
+        on = last & (account == book[cust, PRODUCT_INDEX["credit_card"]])
+        b.card_owed[cust[on]] = -balance[on]
+        on_current = account == book[cust, PRODUCT_INDEX["current"]]
+        deepest = np.full(self.n, np.inf)
+        np.minimum.at(deepest, cust[on_current], balance[on_current])
+        b.overdraft_needed = np.maximum(b.overdraft_needed, -deepest)
+        ts = np.datetime64(month_start, "s") + offset.astype("timedelta64[s]")
+        return pd.DataFrame(
+            {
+                "account_id": account,
+                "ts": ts.astype("datetime64[us]"),
+                "amount": np.round(amount, 2),
+                "balance_after": balance,
+                "type": pd.Categorical.from_codes(kind, schema.TRANSACTION_TYPES),
+                "channel": pd.Categorical.from_codes(channel, schema.TRANSACTION_CHANNELS),
+                "merchant_category": pd.Categorical.from_codes(mcc, schema.MERCHANT_CATEGORIES),
+                "_customer": cust,
+            }
+        )
+
+    def _update_history_tx(self, parts, salary) -> None:
+        initiated = {TX_CODE[t] for t in schema.CUSTOMER_INITIATED_TYPES} - {TX_CODE["salary"]}
+        count = np.zeros(self.n)
+        for cust, _, kind, *_ in parts:
+            if kind.size and kind[0] in initiated:
+                count += np.bincount(cust, minlength=self.n)
+        self.h.tx = np.column_stack([count, self.h.tx[:, :-1]])
+        self.h.months_since_salary = np.where(
+            salary, 0, np.minimum(self.h.months_since_salary + 1, NEVER)
+        )
+
+    def _interactions(self, t, month_start, days, activity, churn_day, churning) -> pd.DataFrame:
+        rng, n, tr, h = self.rng, self.n, self.traits, self.h
+        e = self.engagement
+        span = np.where(churning, churn_day, days) * DAY
+        rows = []
+
+        def add(cust, kind, channel, product=None, offset=None, **extra):
+            offset = (
+                (rng.random(len(cust)) * span[cust]).astype(np.int64) if offset is None else offset
+            )
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "_customer": cust,
+                        "offset": offset,
+                        "channel": channel if np.ndim(channel) else np.full(len(cust), channel),
+                        "kind": IX_CODE[kind],
+                        "product": -1 if product is None else product,
+                        "complaint_category": extra.get("category", -1),
+                        "resolution_days": extra.get("resolution", np.nan),
+                        "satisfaction_score": extra.get("score", 0),
+                    }
+                )
+            )
+
+        def repeat(counts):
+            return np.repeat(np.arange(n), counts)
+
+        add(
+            repeat(rng.poisson(10 * tr.digital * np.exp(0.6 * e) * activity)),
+            "app_login",
+            ICH_CODE["mobile"],
+        )
+        add(
+            repeat(rng.poisson(0.35 * (1.1 - tr.digital) * activity)),
+            "branch_visit",
+            ICH_CODE["branch"],
+        )
+        add(
+            repeat(rng.poisson(np.where(tr.has_manager, 0.5, 0.03) * activity)),
+            "manager_call",
+            ICH_CODE["phone"],
+        )
+        pending = self.observe_pending(t)
+        add(
+            repeat(rng.poisson((0.12 + 0.3 * pending) * activity)), "call_centre", ICH_CODE["phone"]
+        )
+
+        # complaints, with their (future) resolution
+        c = repeat(rng.poisson(0.035 * np.exp(-0.6 * e) * activity))
+        resolution = np.round(rng.lognormal(1.8, 0.8, len(c)), 1)
+        resolution[rng.random(len(c)) < 0.12] = np.nan
+        off = (rng.random(len(c)) * span[c]).astype(np.int64)
+        add(
+            c,
+            "complaint",
+            np.where(rng.random(len(c)) < tr.digital[c], ICH_CODE["online"], ICH_CODE["phone"]),
+            offset=off,
+            category=rng.integers(0, len(schema.COMPLAINT_CATEGORIES), len(c)),
+            resolution=resolution,
+        )
+        created = np.datetime64(month_start, "s") + off.astype("timedelta64[s]")
+        resolved = created + np.nan_to_num(resolution * DAY, nan=1e10).astype("timedelta64[s]")
+        h.complaint_customer.append(c)
+        h.complaint_resolved_at.append(resolved)
+        h.complaints = np.column_stack([np.bincount(c, minlength=n), h.complaints[:, :-1]])
+
+        # product interest: page views and campaign responses
+        views = rng.poisson(
+            0.35 * tr.digital[:, None] * np.exp(tr.affinity + self.intent) * activity[:, None]
+        )
+        for j, product in enumerate(XS):
+            add(
+                repeat(views[:, j]),
+                "product_page_view",
+                ICH_CODE["mobile"],
+                product=schema.PRODUCTS.index(product),
+            )
+        contacted = np.flatnonzero(self.consent & (activity > 0) & (rng.random(n) < 0.05))
+        offer = rng.integers(0, len(XS), len(contacted))
+        off = (rng.random(len(contacted)) * span[contacted] * 0.7).astype(np.int64)
+        add(
+            contacted,
+            "campaign_contact",
+            ICH_CODE["email"],
+            product=np.array([schema.PRODUCTS.index(XS[j]) for j in offer], dtype=np.int64),
+            offset=off,
+        )
+        logit = -2.2 + tr.affinity[contacted, offer] + self.intent[contacted, offer]
+        responded = rng.random(len(contacted)) < hazards.sigmoid(logit)
+        responses = np.zeros((n, len(XS)))
+        responses[contacted[responded], offer[responded]] = 1
+        add(
+            contacted[responded],
+            "campaign_response",
+            ICH_CODE["online"],
+            product=np.array(
+                [schema.PRODUCTS.index(XS[j]) for j in offer[responded]], dtype=np.int64
+            ),
+            offset=np.minimum(off[responded] + DAY, span[contacted[responded]] - 1),
+        )
+        h.views = np.concatenate([views[:, :, None], h.views[:, :, :-1]], axis=2)
+        h.responses = np.concatenate([responses[:, :, None], h.responses[:, :, :-1]], axis=2)
+
+        surveyed = np.flatnonzero((activity > 0) & (rng.random(n) < 0.06))
+        score = np.clip(
+            np.round(
+                3.6
+                + 0.8 * e[surveyed]
+                - 1.0 * pending[surveyed]
+                + rng.normal(0, 0.7, len(surveyed))
+            ),
+            1,
+            5,
+        ).astype(np.int64)
+        add(surveyed, "satisfaction_survey", ICH_CODE["email"], score=score)
+        h.last_satisfaction[surveyed] = score
+
+        frame = pd.concat(rows, ignore_index=True)
+        frame["ts"] = (
+            np.datetime64(month_start, "s")
+            + frame.pop("offset").to_numpy().astype("timedelta64[s]")
+        ).astype("datetime64[us]")
+        return frame
+
+    def observe_pending(self, t: int) -> np.ndarray:
+        if not self.h.complaint_customer:
+            return np.zeros(self.n)
+        start = np.datetime64(self.cfg.month_start(t), "s")
+        cust = np.concatenate(self.h.complaint_customer)
+        resolved = np.concatenate(self.h.complaint_resolved_at)
+        return np.bincount(cust[resolved >= start], minlength=self.n).astype(float)
+
+    def _credit_status(self, t: int, month_end: pd.Timestamp) -> pd.DataFrame:
+        book, b = self.book.account_of, self.bal
+        dpd = np.where(
+            self.arrears < 3, 30 * self.arrears, 90 + 30 * np.maximum(t - self.default_month, 0)
+        )
+        month_end_ns = np.datetime64(month_end, "ns")
+        frames = []
+        for product, balance in (
+            ("credit_card", b.card_owed),
+            ("personal_loan", b.loan),
+            ("mortgage", b.mortgage),
+        ):
+            who = np.flatnonzero(book[:, PRODUCT_INDEX[product]] > 0)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "account_id": book[who, PRODUCT_INDEX[product]],
+                        "month": month_end.date(),
+                        "balance": np.round(np.maximum(balance[who], 0), 2),
+                        "days_past_due": dpd[who].astype(np.int64),
+                    }
+                )
+            )
+        status = pd.concat(frames, ignore_index=True)
+        # only accounts opened by the month end
+        opened = self.book.opened_before(status["account_id"].to_numpy(), month_end_ns)
+        return status[opened].reset_index(drop=True)
+
+    def _mature(self, t: int, month_start: pd.Timestamp) -> None:
+        """Close matured deposits (half roll over), repaid loans and written-off credit."""
+        rng = self.rng
+        for product, maturity in (
+            ("term_deposit", self.td_maturity),
+            ("wealth_management", self.wm_maturity),
+        ):
+            due = np.flatnonzero(
+                (maturity == t) & self.book.holds[:, PRODUCT_INDEX[product]] & self.active
+            )
+            if not len(due):
+                continue
+            when = self.book.maturity_of(self.book.account_of[due, PRODUCT_INDEX[product]])
+            self.book.close(due, product, when)
+            maturity[due] = NEVER
+            rolls = rng.random(len(due)) < 0.5
+            if rolls.any():
+                self._open_maturing(
+                    due[rolls], product, when[rolls], t, rng.choice([6, 12, 24], rolls.sum())
+                )
+            self.h.matured_month[due[~rolls]] = t
+        for product, outstanding in (
+            ("personal_loan", self.bal.loan),
+            ("mortgage", self.bal.mortgage),
+        ):
+            done = np.flatnonzero(
+                self.book.holds[:, PRODUCT_INDEX[product]]
+                & (outstanding <= 0.005)
+                & (self.arrears == 0)
+            )
+            if len(done):
+                end = np.datetime64(month_start + pd.Timedelta(days=27), "D")
+                self.book.close(done, product, np.full(len(done), end))
+        written_off = np.flatnonzero(self.default_month == t - WRITE_OFF_MONTHS)
+        if len(written_off):
+            end = np.datetime64(month_start + pd.Timedelta(days=month_start.days_in_month - 1), "D")
+            for product in schema.CREDIT_PRODUCTS:
+                self.book.close(written_off, product, np.full(len(written_off), end))
+
+    def settle_overdraft_limits(self) -> None:
+        """Current-account limits cover the deepest overdraft each customer used."""
+        ids = self.current_account_ids
+        limit = np.ceil(self.bal.overdraft_needed / 100) * 100
+        self.book.raise_limit(ids, limit)

@@ -1,0 +1,117 @@
+"""The synthetic bank: deterministic, learnable but not trivial, with realistic outcome rates."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from crmscore import schema
+from crmscore.cli import app
+from crmscore.synthetic import BankConfig, generate_bank
+from crmscore.synthetic.truth import oracle_auc, oracle_outcomes
+
+
+@pytest.fixture(scope="module")
+def default_bank(tmp_path_factory):
+    """The bank at default settings (the `make demo` size): ~9 s to generate."""
+    out = tmp_path_factory.mktemp("default-bank")
+    generate_bank(BankConfig(), out, progress=False)
+    return out
+
+
+def test_writes_every_table_with_the_schema_columns(default_bank):
+    for name, table in schema.TABLES.items():
+        frame = pd.read_parquet(default_bank / "raw" / name)
+        assert list(frame.columns) == table.column_names, name
+        assert len(frame) > 0, name
+
+
+def test_same_seed_gives_identical_data(tmp_path):
+    cfg = BankConfig(customers=300, months=8, seed=11)
+    first = generate_bank(cfg, tmp_path / "a", progress=False)
+    second = generate_bank(cfg, tmp_path / "b", progress=False)
+    assert first.rows == second.rows
+    for name in [*schema.TABLES, "../oracle/probabilities", "../oracle/events"]:
+        a = pd.read_parquet(tmp_path / "a" / "raw" / name)
+        b = pd.read_parquet(tmp_path / "b" / "raw" / name)
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_different_seed_gives_different_data(tmp_path):
+    generate_bank(BankConfig(customers=300, months=8, seed=1), tmp_path / "a", progress=False)
+    generate_bank(BankConfig(customers=300, months=8, seed=2), tmp_path / "b", progress=False)
+    a = pd.read_parquet(tmp_path / "a" / "raw" / "transactions")
+    b = pd.read_parquet(tmp_path / "b" / "raw" / "transactions")
+    assert len(a) != len(b) or not a["amount"].equals(b["amount"])
+
+
+def test_oracle_auc_is_learnable_but_not_trivial(default_bank):
+    aucs = oracle_auc(default_bank / "oracle")
+    assert set(aucs) == {"churn", "default"} | {
+        f"cross_sell:{p}" for p in schema.CROSS_SELL_PRODUCTS
+    }
+    for outcome, auc in aucs.items():
+        assert 0.75 <= auc <= 0.95, f"{outcome}: oracle AUC {auc:.3f} outside [0.75, 0.95]"
+
+
+def test_outcome_rates_are_realistic(default_bank):
+    churn = oracle_outcomes(default_bank / "oracle", "churn")
+    monthly_churn = 1 - (1 - churn["label"].mean()) ** (1 / 3)
+    assert 0.01 <= monthly_churn <= 0.02, monthly_churn
+    annual_default = oracle_outcomes(default_bank / "oracle", "default")["label"].mean()
+    assert 0.01 <= annual_default <= 0.08, annual_default
+    take_up = (
+        oracle_outcomes(default_bank / "oracle", "cross_sell").groupby("product")["label"].mean()
+    )
+    assert take_up.between(0.005, 0.08).all(), take_up.to_dict()
+
+
+def test_oracle_is_calibrated_for_short_horizons(default_bank):
+    """Oracle probabilities are true hazards: their mean matches the realised rate."""
+    for outcome in ("churn", "cross_sell"):
+        frame = oracle_outcomes(default_bank / "oracle", outcome)
+        assert frame["probability"].mean() == pytest.approx(frame["label"].mean(), rel=0.2)
+
+
+def test_customers_aggregate_several_accounts_and_balances_respect_limits(default_bank):
+    accounts = pd.read_parquet(default_bank / "raw" / "accounts")
+    assert accounts.groupby("customer_id").size().mean() > 2.5
+    tx = pd.read_parquet(
+        default_bank / "raw" / "transactions", columns=["account_id", "balance_after"]
+    )
+    tx = tx.merge(accounts[["account_id", "product", "limit_amount"]], on="account_id")
+    may_go_negative = tx["product"].isin(schema.NEGATIVE_BALANCE_PRODUCTS)
+    assert (tx.loc[~may_go_negative, "balance_after"] >= -0.005).all()
+    assert (tx["balance_after"] >= -tx["limit_amount"] - 0.005).all()
+
+
+def test_no_activity_after_an_account_closes(default_bank):
+    accounts = pd.read_parquet(default_bank / "raw" / "accounts")
+    tx = pd.read_parquet(default_bank / "raw" / "transactions", columns=["account_id", "ts"])
+    tx = tx.merge(accounts[["account_id", "open_date", "close_date"]], on="account_id")
+    closed = tx["close_date"].notna()
+    assert (tx.loc[closed, "ts"] < pd.to_datetime(tx.loc[closed, "close_date"])).all()
+    assert (tx["ts"] >= pd.to_datetime(tx["open_date"])).all()
+
+
+def test_generate_cli_writes_a_bank(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        ["generate", "--customers", "50", "--months", "6", "--out", str(tmp_path), "--no-progress"],
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "raw" / "transactions").is_dir()
+    assert (tmp_path / "oracle" / "probabilities").is_dir()
+
+
+def test_generate_cli_rejects_bad_arguments(tmp_path):
+    result = CliRunner().invoke(app, ["generate", "--customers", "3", "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "customers" in result.output.lower()
+
+
+def test_help_works():
+    for args in (["--help"], ["generate", "--help"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
