@@ -163,6 +163,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
 def write_dataset(tables: Mapping[str, pd.DataFrame], out: Path) -> None:
     """Write ``tables`` to ``out/<table>/part-0.parquet`` atomically, with the schema's Arrow types.
 
+    ``out`` ends up holding exactly the tables given (usually all of them).
+
     Values are cast exactly first (a value that cannot be cast raises DatasetValidationError and
     nothing is written); rules are not checked here, call
     :func:`crmscore.validation.validate_dataset` first. An existing ``out`` is replaced only once

@@ -397,7 +397,9 @@ def _check_primary_key(table: Table, frame: pd.DataFrame) -> list[Problem]:
     key = [c for c in table.primary_key if c in frame]
     if len(key) != len(table.primary_key):
         return []
-    repeated = frame.duplicated(subset=key, keep="first").to_numpy()
+    # Rows with an empty key part are reported by not_null, not as duplicates of each other.
+    complete = frame[key].notna().all(axis=1).to_numpy()
+    repeated = frame.duplicated(subset=key, keep="first").to_numpy() & complete
     detail = f"primary key ({', '.join(key)}) must be unique"
     return _problems(table, frame, repeated, "unique", detail, ", ".join(key))
 

@@ -308,3 +308,19 @@ def test_large_frames_are_checked_quickly(tiny_bank):
     started = datetime.now()
     validate_dataset(tiny_bank, datetime(2024, 4, 1))
     assert (datetime.now() - started).total_seconds() < 10
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=DatasetValidationError,
+    reason="synthetic bank: a term deposit / wealth product rolled over at maturity opens after "
+    "the close date its customer churns on that month (accounts.close_date [time_order]); "
+    "remove this marker once crmscore/synthetic closes or skips those roll-overs",
+)
+def test_a_generated_bank_passes_validation(tmp_path):
+    """The synthetic bank obeys the same contract as a bank's own files."""
+    from crmscore.dataset import read_dataset
+    from crmscore.synthetic import BankConfig, generate_bank
+
+    generate_bank(BankConfig(customers=300, months=12, seed=1), tmp_path, progress=False)
+    validate_dataset(read_dataset(tmp_path / "raw"))
