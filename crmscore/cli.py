@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 
 from crmscore.settings import get_settings
+from features.cli import app as features_app
+from training.cli import train as train_command
 
 app = typer.Typer(
     name="crmscore",
@@ -155,6 +157,9 @@ def schema(
 
         Console().print(Markdown(text))
 
+
+app.command(name="train")(train_command)
+app.add_typer(features_app, name="features")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

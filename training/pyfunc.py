@@ -8,6 +8,7 @@ gives the full object (booster for SHAP, features, categorical levels, calibrato
 from __future__ import annotations
 
 import mlflow.pyfunc
+import pandas as pd
 
 from training.scoring_model import ScoringModel
 
@@ -16,5 +17,5 @@ class ScoringPyfunc(mlflow.pyfunc.PythonModel):
     def __init__(self, scoring_model: ScoringModel):
         self.scoring_model = scoring_model
 
-    def predict(self, context, model_input, params=None):  # noqa: ARG002 (pyfunc signature)
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.scoring_model.score_frame(model_input)

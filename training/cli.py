@@ -1,0 +1,98 @@
+"""``crmscore train``: run the shared pipeline for one model or all, with progress and a summary.
+
+Only typer and rich are imported at module level; the pipeline (LightGBM, MLflow, Feast) loads when
+the command runs, so ``crmscore --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import typer
+
+
+class ModelChoice(StrEnum):
+    churn = "churn"
+    cross_sell = "cross_sell"
+    credit_risk = "credit_risk"
+    all = "all"
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "moved" if value else "kept"
+    return f"{value:.{digits}f}" if value == value else "-"
+
+
+def train(
+    model: ModelChoice = typer.Argument(..., help="Which model to train, or 'all'."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Train, evaluate and register models in MLflow; move 'champion' only when a model wins.
+
+    Labels from the raw tables, features from Feast, runs to settings.training.tracking_uri.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from models import MODELS
+    from training.pipeline import STEPS, train_model
+
+    console = Console()
+    names = list(MODELS) if model is ModelChoice.all else [model.value]
+    results = []
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=not progress, transient=False) as bars:
+        for name in names:
+            task = bars.add_task(f"{name}: starting", total=len(STEPS))
+
+            def advance(step: str, task=task, name=name) -> None:
+                done = STEPS.index(step)
+                bars.update(task, completed=done, description=f"{name}: {step}")
+
+            try:
+                result = train_model(name, progress=advance)
+            except (FileNotFoundError, RuntimeError, ValueError, KeyError) as exc:
+                bars.stop()
+                console.print(f"[bold red]error[/] training {name}: {exc}")
+                raise typer.Exit(code=1) from exc
+            bars.update(task, completed=len(STEPS), description=f"{name}: done (v{result.version})")
+            results.append(result)
+
+    table = Table(title="crmscore train: test snapshot results")
+    headers = (
+        "model",
+        "version",
+        "AUC",
+        "baseline AUC",
+        "oracle AUC",
+        "gap",
+        "KS",
+        "Brier",
+        "top-decile lift",
+        "champion",
+    )
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("model", "champion") else "right")
+    for result in results:
+        row = result.summary()
+        table.add_row(
+            row["model"],
+            f"v{row['version']}",
+            _fmt(row["auc"]),
+            _fmt(row["baseline_auc"]),
+            _fmt(row["oracle_auc"]),
+            _fmt(row["gap"]),
+            _fmt(row["ks"]),
+            _fmt(row["brier"], 4),
+            _fmt(row["top_decile_lift"], 2),
+            _fmt(row["champion"]),
+        )
+    console.print(table)
+    for result in results:
+        console.print(f"[dim]{result.model}: {result.reason}[/]")
+        if result.split.note:
+            console.print(f"[yellow]{result.model}: {result.split.note}[/]")
