@@ -87,6 +87,13 @@ def read_raw_tables(src: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
             tables[name] = _read_table(src, table)
         except _ReadError as error:
             problems.append(Problem(name, None, error.rule, str(error)))
+    if not tables and all(p.detail.startswith("table missing") for p in problems):
+        # Not a dataset folder at all: one line says so instead of five.
+        raw = src / "raw"
+        hint = f"; did you mean {raw}?" if raw.is_dir() else ""
+        expected = ", ".join(TABLES)
+        detail = f"no table found in {src} (expected {expected} as folders, .parquet or .csv){hint}"
+        problems = [Problem("dataset", None, "file", detail)]
     return tables, problems
 
 
@@ -100,12 +107,10 @@ def _read_table(src: Path, table: Table) -> pd.DataFrame:
     candidates = [src / table.name, src / f"{table.name}.parquet", src / f"{table.name}.csv"]
     found = [path for path in candidates if path.exists()]
     if not found:
-        raw = src / "raw"
-        hint = f" (found {raw}: did you mean that folder?)" if raw.is_dir() else ""
         raise _ReadError(
             "file",
             f"table missing: expected {table.name}/ (Parquet parts), {table.name}.parquet "
-            f"or {table.name}.csv in {src}{hint}",
+            f"or {table.name}.csv in {src}",
         )
     if len(found) > 1:
         names = ", ".join(p.name for p in found)

@@ -42,6 +42,8 @@ def read_validated(src: Path, as_of: datetime | None = None) -> dict[str, pd.Dat
     """
     src = Path(src)
     raw, problems = read_raw_tables(src)
+    if not raw:  # nothing readable: the reader's problems say it all
+        raise DatasetValidationError(problems, source=src)
     typed, found = check_dataset(raw, as_of)
     unreadable = {p.table for p in problems}
     # A table that could not be read is reported once, by the reader, not again as "missing".

@@ -338,3 +338,11 @@ def test_pandas_to_parquet_with_an_index_is_read(tiny_bank, tiny_as_of, tmp_path
     report = ingest(src, tmp_path / "raw", as_of=tiny_as_of)
     assert report.rows["customers"] == 3
     assert read_dataset(tmp_path / "raw")["customers"]["customer_id"].tolist() == [3, 2, 1]
+
+
+def test_a_folder_without_tables_gets_one_clear_line(tiny_bank, tiny_as_of, tmp_path):
+    write_dataset(tiny_bank, tmp_path / "data" / "raw")
+    with pytest.raises(DatasetValidationError) as caught:
+        ingest(tmp_path / "data", tmp_path / "out", as_of=tiny_as_of)
+    (problem,) = caught.value.problems
+    assert "no table found" in problem.detail and "did you mean" in problem.detail
