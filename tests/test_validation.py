@@ -310,13 +310,6 @@ def test_large_frames_are_checked_quickly(tiny_bank):
     assert (datetime.now() - started).total_seconds() < 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DatasetValidationError,
-    reason="synthetic bank: a term deposit / wealth product rolled over at maturity opens after "
-    "the close date its customer churns on that month (accounts.close_date [time_order]); "
-    "remove this marker once crmscore/synthetic closes or skips those roll-overs",
-)
 def test_a_generated_bank_passes_validation(tmp_path):
     """The synthetic bank obeys the same contract as a bank's own files."""
     from crmscore.dataset import read_dataset

@@ -325,7 +325,7 @@ class BankSimulation:
         tx = self._transactions(t, month_start, days, activity, missed, churn_day, churning)
         ix = self._interactions(t, month_start, days, activity, churn_day, churning)
         status = self._credit_status(t, month_end) if write else None
-        self._mature(t, month_start)
+        self._mature(t, month_start, staying=self.active & ~churning)
 
         who = np.flatnonzero(churning)
         if len(who):
@@ -866,15 +866,18 @@ class BankSimulation:
         opened = self.book.opened_before(status["account_id"].to_numpy(), month_end_ns)
         return status[opened].reset_index(drop=True)
 
-    def _mature(self, t: int, month_start: pd.Timestamp) -> None:
-        """Close matured deposits (half roll over), repaid loans and written-off credit."""
+    def _mature(self, t: int, month_start: pd.Timestamp, staying: np.ndarray) -> None:
+        """Close matured deposits (half roll over), repaid loans and written-off credit.
+
+        Only customers ``staying`` this month: a churner's accounts all close on the churn date.
+        """
         rng = self.rng
         for product, maturity in (
             ("term_deposit", self.td_maturity),
             ("wealth_management", self.wm_maturity),
         ):
             due = np.flatnonzero(
-                (maturity == t) & self.book.holds[:, PRODUCT_INDEX[product]] & self.active
+                (maturity == t) & self.book.holds[:, PRODUCT_INDEX[product]] & staying
             )
             if not len(due):
                 continue
