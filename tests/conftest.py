@@ -149,3 +149,24 @@ def tiny_bank() -> dict[str, pd.DataFrame]:
 def tiny_as_of() -> datetime:
     """The tiny bank's extraction time."""
     return TINY_AS_OF
+
+
+@pytest.fixture(scope="session")
+def small_bank(tmp_path_factory):
+    """A generated bank (500 customers x 18 months) in a temp data dir, wired in via the settings.
+
+    Session-scoped: generated once and shared, so treat ``raw/`` as read-only (copy it to modify).
+    ``CRMSCORE_DATA_DIR`` points at it for the session; a test needing other settings sets its own
+    environment and calls ``get_settings.cache_clear()``.
+    """
+    from crmscore.settings import get_settings
+    from crmscore.synthetic import BankConfig, generate_bank
+
+    data_dir = tmp_path_factory.mktemp("small_bank") / "data"
+    generate_bank(BankConfig(customers=500, months=18, seed=11), data_dir, progress=False)
+    env = pytest.MonkeyPatch()
+    env.setenv("CRMSCORE_DATA_DIR", str(data_dir))
+    get_settings.cache_clear()
+    yield data_dir
+    env.undo()
+    get_settings.cache_clear()

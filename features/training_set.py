@@ -1,0 +1,51 @@
+"""Point-in-time correct training sets through Feast's offline store (DuckDB)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features.catalog import as_model_dtypes, feature_names
+from features.definitions import JOIN_KEY, TIMESTAMP
+
+_ROW = "__crmscore_row"
+
+
+def get_training_set(entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
+    """``entity_df`` (``customer_id``, ``event_timestamp``, any label columns) plus the features of
+    feature service ``service``, as they were known at each row's timestamp.
+
+    Same rows in the same order; feature columns carry plain names (no view prefix); numeric
+    features are float64 and categorical ones str (:func:`features.catalog.as_model_dtypes`).
+    For each row Feast takes the latest snapshot at or before ``event_timestamp`` and within the
+    TTL; a snapshot only holds data from strictly before it, so nothing from the row's future
+    leaks in. Naive timestamps are read as UTC. Rows with no snapshot (unknown customer, before
+    joining) get nulls.
+    """
+    from features.store import get_store
+
+    missing = {JOIN_KEY, TIMESTAMP} - set(entity_df.columns)
+    if missing:
+        raise ValueError(f"entity_df lacks column(s) {sorted(missing)}")
+    store = get_store()
+    service_object = store.get_feature_service(service)
+    entities = pd.DataFrame(
+        {
+            JOIN_KEY: entity_df[JOIN_KEY].astype("int64").to_numpy(),
+            TIMESTAMP: _as_utc(entity_df[TIMESTAMP]).to_numpy(),
+            _ROW: range(len(entity_df)),
+        }
+    )
+    entities[TIMESTAMP] = pd.to_datetime(entities[TIMESTAMP], utc=True)
+    features = feature_names(service)
+    joined = store.get_historical_features(
+        entity_df=entities, features=service_object, full_feature_names=False
+    ).to_df()
+    joined = joined.sort_values(_ROW).set_index(_ROW).reindex(range(len(entity_df)))
+    joined.index = entity_df.index
+    result = pd.concat([entity_df, joined[features]], axis=1)
+    return as_model_dtypes(result)
+
+
+def _as_utc(column: pd.Series) -> pd.Series:
+    column = pd.to_datetime(column)
+    return column.dt.tz_localize("UTC") if column.dt.tz is None else column.dt.tz_convert("UTC")

@@ -1,0 +1,507 @@
+"""The feature store: tables, Feast definitions, point-in-time correctness, online = offline."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from crmscore.schema import TABLES
+from crmscore.settings import get_settings
+from features.catalog import categorical_features, describe, feature_names, services
+from features.definitions import service_features
+from features.views import GROUPS
+
+
+@pytest.fixture(scope="module")
+def store_ready(small_bank):
+    """Feature tables built, applied to Feast and materialised for the small bank."""
+    from features.build import apply, build_feature_tables
+    from features.materialize import materialize
+
+    env = pytest.MonkeyPatch()
+    env.setenv("CRMSCORE_DATA_DIR", str(small_bank))
+    get_settings.cache_clear()
+    tables = build_feature_tables()
+    apply()
+    snapshot = materialize()
+    yield {"tables": tables, "snapshot": snapshot, "data_dir": small_bank}
+    env.undo()
+    get_settings.cache_clear()
+
+
+def _read_tables(tables: dict) -> dict[str, pd.DataFrame]:
+    return {view: pd.read_parquet(path) for view, path in tables.items()}
+
+
+def _latest(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["event_timestamp"] == frame["event_timestamp"].max()]
+
+
+# --- declarations and Feast registry --------------------------------------------------------------
+
+
+def test_at_least_60_features_in_5_views_with_unique_names():
+    names = [f.name for g in GROUPS for f in g.features]
+    assert len(GROUPS) >= 5 and len(names) >= 60
+    assert len(names) == len(set(names)), "feature names must be unique across views"
+    assert {g.name for g in GROUPS} >= {
+        "transactions",
+        "interactions",
+        "products",
+        "credit",
+        "profile",
+    }
+
+
+def test_every_feast_feature_has_a_description_and_every_service_resolves(store_ready):
+    from features.store import get_store
+
+    store = get_store()
+    views = {v.name: v for v in store.list_feature_views()}
+    assert set(views) == {g.name for g in GROUPS}
+    for view in views.values():
+        assert view.description and view.tags
+        for field in view.features:
+            assert len(field.description) > 15, (view.name, field.name)
+            assert field.description == describe(field.name)
+    for service in services():
+        registered = store.get_feature_service(service)
+        served = [f.name for p in registered.feature_view_projections for f in p.features]
+        assert served == feature_names(service)
+    assert set(services()) == {"churn", "cross_sell", "credit_risk"}
+
+
+def test_services_hold_only_model_inputs():
+    for service in services():
+        assert "marketing_consent" not in feature_names(service)
+        assert len(feature_names(service)) >= 30
+    assert "interactions" not in service_features("credit_risk")
+    assert set(service_features("credit_risk")["credit"]) == {
+        f.name for g in GROUPS if g.name == "credit" for f in g.features
+    }
+    assert categorical_features("churn") == ["segment", "income_band", "region", "occupation"]
+    with pytest.raises(KeyError, match="unknown feature service"):
+        feature_names("fraud")
+
+
+def test_tables_hold_declared_columns_types_and_snapshots(store_ready):
+    raw = get_settings().raw_dir
+    first = pd.read_parquet(raw / "transactions", columns=["ts"])["ts"]
+    expected_first = (first.min().to_period("M") + 1).to_timestamp().tz_localize("UTC")
+    expected_last = (first.max().to_period("M") + 1).to_timestamp().tz_localize("UTC")
+    kinds = {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}
+    for group in GROUPS:
+        path = store_ready["tables"][group.name]
+        schema = pq.read_schema(path)
+        assert schema.names == ["customer_id", "event_timestamp", *group.feature_names]
+        assert schema.field("customer_id").type == pa.int64()
+        assert schema.field("event_timestamp").type == pa.timestamp("us", tz="UTC")
+        for feature in group.features:
+            assert schema.field(feature.name).type == kinds[feature.kind], feature.name
+        frame = pd.read_parquet(path, columns=["customer_id", "event_timestamp"])
+        assert not frame.duplicated().any()
+        assert frame["event_timestamp"].min() == expected_first
+        assert frame["event_timestamp"].max() == expected_last
+        assert (frame["event_timestamp"].dt.day == 1).all()
+
+
+def test_features_agree_with_a_direct_computation(store_ready):
+    """Spot-check a few features against pandas on the raw tables."""
+    raw = get_settings().raw_dir
+    tables = _read_tables(store_ready["tables"])
+    snapshot = pd.Timestamp(store_ready["snapshot"]).tz_convert(None)
+    accounts = pd.read_parquet(raw / "accounts")
+    tx = pd.read_parquet(raw / "transactions").merge(accounts[["account_id", "customer_id"]])
+    window = tx[(tx["ts"] < snapshot) & (tx["ts"] >= snapshot - pd.DateOffset(months=3))]
+    own = window[~window["type"].isin(["interest", "fee"])]
+    expected_count = own.groupby("customer_id").size()
+    expected_salary = window[window["type"] == "salary"].groupby("customer_id")["amount"].sum()
+    held = accounts[
+        (accounts["open_date"] < snapshot.date())
+        & (accounts["close_date"].isna() | (accounts["close_date"] >= snapshot.date()))
+    ]
+    expected_products = held.groupby("customer_id")["product"].nunique()
+
+    latest_tx = _latest(tables["transactions"]).set_index("customer_id")
+    latest_products = _latest(tables["products"]).set_index("customer_id")
+    customers = latest_tx.index
+    pd.testing.assert_series_equal(
+        latest_tx["txn_count_3m"],
+        expected_count.reindex(customers, fill_value=0).astype("int64"),
+        check_names=False,
+    )
+    np.testing.assert_allclose(
+        latest_tx["txn_salary_3m"], expected_salary.reindex(customers, fill_value=0), atol=1e-6
+    )
+    pd.testing.assert_series_equal(
+        latest_products["prod_n_products"],
+        expected_products.reindex(latest_products.index, fill_value=0).astype("int64"),
+        check_names=False,
+    )
+
+
+# --- point-in-time correctness --------------------------------------------------------------------
+
+
+def _append(raw_dir, table: str, rows: pd.DataFrame) -> None:
+    """Write ``rows`` as an extra part of a raw table, in the contract's Parquet types."""
+    from crmscore.synthetic.bank import arrow_schema
+
+    schema = arrow_schema(TABLES[table])
+    for column in TABLES[table].columns:
+        if column.dtype == "date":
+            rows[column.name] = pd.to_datetime(rows[column.name]).dt.date
+    pq.write_table(
+        pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False),
+        raw_dir / table / "part-injected.parquet",
+    )
+
+
+def test_rows_dated_at_or_after_a_snapshot_change_no_feature_at_or_before_it(store_ready, tmp_path):
+    from features.build import build_feature_tables
+
+    raw = get_settings().raw_dir
+    baseline = _read_tables(store_ready["tables"])
+    snapshots = sorted(baseline["profile"]["event_timestamp"].unique())
+    s = pd.Timestamp(snapshots[len(snapshots) // 2]).tz_convert(None)
+
+    copy = tmp_path / "raw"
+    shutil.copytree(raw, copy)
+    accounts = pd.read_parquet(raw / "accounts")
+    status = pd.read_parquet(raw / "credit_status")
+    # c_after gets rows at/after s; c_before gets rows just before s (must change features at s).
+    credit_accounts = status[status["month"] == (s + pd.offsets.MonthEnd(0)).date()]
+    c_after = int(
+        accounts.loc[
+            accounts["account_id"].isin(credit_accounts["account_id"]), "customer_id"
+        ].iloc[0]
+    )
+    c_before = int(
+        accounts.loc[
+            (accounts["customer_id"] != c_after) & (accounts["product"] == "current"), "customer_id"
+        ].iloc[0]
+    )
+    account_after = int(accounts.loc[accounts["customer_id"] == c_after, "account_id"].iloc[0])
+    account_before = int(
+        accounts.loc[
+            (accounts["customer_id"] == c_before) & (accounts["product"] == "current"), "account_id"
+        ].iloc[0]
+    )
+
+    tx_template = dict(
+        amount=-5000.0,
+        balance_after=-99_999.0,
+        type="card_spend",
+        channel="pos",
+        merchant_category="travel",
+    )
+    _append(
+        copy,
+        "transactions",
+        pd.DataFrame(
+            [
+                {"transaction_id": 10**12 + 1, "account_id": account_after, "ts": s, **tx_template},
+                {
+                    "transaction_id": 10**12 + 2,
+                    "account_id": account_after,
+                    "ts": s + timedelta(days=3),
+                    **tx_template,
+                },
+                {
+                    "transaction_id": 10**12 + 3,
+                    "account_id": account_before,
+                    "ts": s - timedelta(seconds=1),
+                    **tx_template,
+                },
+            ]
+        ),
+    )
+    ia_template = dict(
+        channel="phone",
+        kind="complaint",
+        product=None,
+        complaint_category="fees",
+        satisfaction_score=None,
+    )
+    _append(
+        copy,
+        "interactions",
+        pd.DataFrame(
+            [
+                {
+                    "interaction_id": 10**12 + 1,
+                    "customer_id": c_after,
+                    "ts": s,
+                    "resolution_days": None,
+                    **ia_template,
+                },
+                # Made before s, resolved after s: unresolved at s, resolution time unknown.
+                {
+                    "interaction_id": 10**12 + 2,
+                    "customer_id": c_before,
+                    "ts": s - timedelta(days=2),
+                    "resolution_days": 10.0,
+                    **ia_template,
+                },
+            ]
+        ),
+    )
+    # The status of the month starting at s is dated at that month's end: invisible at s.
+    worse = (
+        credit_accounts[
+            credit_accounts["account_id"].isin(
+                accounts.loc[accounts["customer_id"] == c_after, "account_id"]
+            )
+        ]
+        .iloc[[0]]
+        .copy()
+    )
+    worse["days_past_due"] = 150
+    worse["balance"] = 1e7
+    kept = status.drop(worse.index)
+    for part in (copy / "credit_status").glob("*.parquet"):
+        part.unlink()
+    _append(copy, "credit_status", pd.concat([kept, worse], ignore_index=True))
+
+    rebuilt = _read_tables(build_feature_tables(raw_dir=copy, out_dir=tmp_path / "tables"))
+    s_utc = s.tz_localize("UTC")
+    key = ["customer_id", "event_timestamp"]
+
+    def upto_s(frame: pd.DataFrame) -> pd.DataFrame:
+        """Every row at or before s, except c_before at s (which the early rows must change)."""
+        keep = (frame["event_timestamp"] <= s_utc) & ~(
+            (frame["customer_id"] == c_before) & (frame["event_timestamp"] == s_utc)
+        )
+        return frame[keep].sort_values(key).reset_index(drop=True)
+
+    for view, before in baseline.items():
+        pd.testing.assert_frame_equal(
+            upto_s(rebuilt[view]), upto_s(before), obj=f"{view} at/before {s_utc:%Y-%m-%d}"
+        )
+
+    def row(tables, view, customer, snapshot):
+        frame = tables[view]
+        return frame[
+            (frame["customer_id"] == customer) & (frame["event_timestamp"] == snapshot)
+        ].iloc[0]
+
+    # The injected rows are read: the earlier one shows at s, the later ones one month on.
+    assert row(rebuilt, "transactions", c_before, s_utc)["txn_spend_travel_3m"] == pytest.approx(
+        row(baseline, "transactions", c_before, s_utc)["txn_spend_travel_3m"] + 5000
+    )
+    unresolved = row(rebuilt, "interactions", c_before, s_utc)["int_complaints_unresolved"]
+    assert (
+        unresolved
+        == row(baseline, "interactions", c_before, s_utc)["int_complaints_unresolved"] + 1
+    )
+    mean_resolution = row(baseline, "interactions", c_before, s_utc)[
+        "int_complaint_mean_resolution_days"
+    ]
+    assert row(rebuilt, "interactions", c_before, s_utc)[
+        "int_complaint_mean_resolution_days"
+    ] == pytest.approx(mean_resolution, nan_ok=True)
+    next_s = s_utc + pd.DateOffset(months=1)
+    assert (
+        row(rebuilt, "transactions", c_after, next_s)["txn_spend_travel_3m"]
+        >= row(baseline, "transactions", c_after, next_s)["txn_spend_travel_3m"] + 10_000 - 1e-6
+    )
+    assert row(rebuilt, "credit", c_after, next_s)["credit_current_dpd"] == 150
+    assert row(rebuilt, "interactions", c_after, next_s)["int_complaints_unresolved"] >= 1
+
+
+def test_training_set_is_point_in_time_and_keeps_rows(store_ready):
+    from features.training_set import get_training_set
+
+    tables = _read_tables(store_ready["tables"])
+    snapshots = sorted(tables["transactions"]["event_timestamp"].unique())
+    s = pd.Timestamp(snapshots[5])
+    customers = tables["profile"]["customer_id"].unique()[:3].tolist()
+    entity_df = pd.DataFrame(
+        {
+            "customer_id": [customers[0], customers[1], customers[0], customers[2], 987654321],
+            # naive timestamps are UTC; mid-month rows get the month-start snapshot before them
+            "event_timestamp": [
+                s.tz_convert(None),
+                s.tz_convert(None) + timedelta(days=12),
+                s.tz_convert(None) - timedelta(days=20),
+                pd.Timestamp(snapshots[0]).tz_convert(None) - timedelta(days=40),
+                s.tz_convert(None),
+            ],
+            "label": [1, 0, 1, 0, 1],
+        }
+    )
+    result = get_training_set(entity_df, "churn")
+    assert list(result.columns) == [
+        "customer_id",
+        "event_timestamp",
+        "label",
+        *feature_names("churn"),
+    ]
+    pd.testing.assert_frame_equal(result[entity_df.columns], entity_df)
+    tx = tables["transactions"].set_index(["customer_id", "event_timestamp"])
+    expected_snapshots = [s, s, pd.Timestamp(snapshots[4])]
+    for i, snapshot in enumerate(expected_snapshots):
+        assert result.loc[i, "txn_amount_3m"] == pytest.approx(
+            tx.loc[(entity_df.loc[i, "customer_id"], snapshot), "txn_amount_3m"]
+        )
+    numeric = [n for n in feature_names("churn") if n not in categorical_features("churn")]
+    assert result[numeric].isna().all(axis=1).loc[[3, 4]].all()  # before any snapshot; unknown
+    assert (result[numeric].dtypes == "float64").all()
+
+
+# --- online store ----------------------------------------------------------------------------
+
+
+def _assert_online_equals_offline(online: pd.DataFrame, tables: dict, service: str) -> None:
+    offline = None
+    for view, names in service_features(service).items():
+        latest = _latest(tables[view]).set_index("customer_id")[names]
+        offline = latest if offline is None else offline.join(latest)
+    offline = offline.loc[online["customer_id"]]
+    for name in feature_names(service):
+        left, right = online[name].to_numpy(), offline[name].to_numpy()
+        if name in categorical_features(service):
+            assert list(left) == list(right), name
+        else:
+            np.testing.assert_allclose(
+                left.astype(float), right.astype(float), rtol=1e-12, equal_nan=True, err_msg=name
+            )
+
+
+def test_online_vectors_equal_offline_latest_snapshot(store_ready):
+    from features.online import get_online_features, unknown_customers
+
+    tables = _read_tables(store_ready["tables"])
+    ids = _latest(tables["profile"])["customer_id"].sample(25, random_state=1).tolist()
+    for service in services():
+        online = get_online_features([*ids, 987654321], service)
+        assert list(online.columns) == ["customer_id", *feature_names(service)]
+        assert online["customer_id"].tolist() == [*ids, 987654321]
+        assert unknown_customers(online) == [987654321]
+        _assert_online_equals_offline(online.iloc[:-1], tables, service)
+
+
+def test_redis_online_store_serves_the_same_vectors(store_ready, redis_server):
+    from features.build import apply
+    from features.materialize import materialize
+    from features.online import get_online_features
+
+    ids = _latest(pd.read_parquet(store_ready["tables"]["profile"]))["customer_id"].head(30)
+    sqlite_vectors = {s: get_online_features(ids.tolist(), s) for s in services()}
+    env = pytest.MonkeyPatch()
+    env.setenv("CRMSCORE_FEATURES__ONLINE_STORE", "redis")
+    env.setenv("CRMSCORE_FEATURES__REDIS_CONNECTION_STRING", redis_server)
+    get_settings.cache_clear()
+    try:
+        assert get_settings().features.online_store == "redis"
+        apply()
+        materialize()
+        for service, expected in sqlite_vectors.items():
+            pd.testing.assert_frame_equal(get_online_features(ids.tolist(), service), expected)
+    finally:
+        env.undo()
+        get_settings.cache_clear()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A throwaway redis-server on a free loopback port (installed with apt-get if missing)."""
+    import socket
+    import subprocess
+    import time
+
+    import redis
+
+    binary = shutil.which("redis-server") or _install_redis()
+    if binary is None:
+        pytest.skip("redis-server is not installed and could not be installed with apt-get")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port)
+        for _ in range(100):
+            try:
+                if client.ping():
+                    break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("redis-server did not answer on loopback")
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _install_redis() -> str | None:
+    import os
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return None
+    for command in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "redis-server"],
+    ):
+        if subprocess.run(command, capture_output=True, timeout=600).returncode != 0:
+            return None
+    return shutil.which("redis-server")
+
+
+# --- command line --------------------------------------------------------------------------------
+
+
+def test_cli_get_prints_a_vector_and_fails_cleanly(store_ready):
+    from crmscore.cli import app
+
+    profile = pd.read_parquet(store_ready["tables"]["profile"])
+    customer = int(_latest(profile)["customer_id"].iloc[0])
+    runner = CliRunner()
+    result = runner.invoke(app, ["features", "get", str(customer), "--service", "credit_risk"])
+    assert result.exit_code == 0, result.output
+    assert "credit_current_dpd" in result.output and "days past due" in result.output
+
+    result = runner.invoke(app, ["features", "get", "987654321"])
+    assert result.exit_code == 1
+    assert "not in the online store" in result.output and "Traceback" not in result.output
+
+    result = runner.invoke(app, ["features", "get", str(customer), "--service", "fraud"])
+    assert result.exit_code == 1 and "unknown service" in result.output
+
+
+def test_cli_build_without_raw_data_names_what_is_missing(tmp_path):
+    from crmscore.cli import app
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CRMSCORE_DATA_DIR", str(tmp_path / "empty"))
+        get_settings.cache_clear()
+        result = CliRunner().invoke(app, ["features", "build", "--no-progress"])
+    get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "raw table 'customers' not found" in result.output
+    assert str(tmp_path / "empty" / "raw" / "customers") in result.output
