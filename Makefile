@@ -13,9 +13,17 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
+# Demo-only API keys (one per role) so the README's curl examples work; a real deployment sets
+# CRMSCORE_SERVING__API_KEYS in its environment or secret store.
+DEMO_KEYS ?= {"demo-marketing": "marketing", "demo-risk": "risk", "demo-service": "service"}
+
 ## Generate the demo bank, build features, train the three models, start the scoring server.
 demo: $(STAMP)
-	$(BIN)/crmscore generate --out data/raw
+	$(BIN)/crmscore generate
+	$(BIN)/crmscore features build
+	$(BIN)/crmscore features materialize
+	$(BIN)/crmscore train all
+	CRMSCORE_SERVING__API_KEYS='$(DEMO_KEYS)' $(BIN)/crmscore serve
 
 ## Lint and run the whole test suite (what CI runs).
 test: $(STAMP)

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crmscore import schema
+from crmscore.dataset import arrow_schema
 from crmscore.synthetic import BankConfig, generate_bank
-from crmscore.synthetic.bank import arrow_schema
 
 
 def random_rows_baseline(rows: int, out: Path, chunk: int = 2_000_000) -> float:

@@ -42,6 +42,12 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("us"),
 }
 
+
+def arrow_schema(table: Table) -> pa.Schema:
+    """The Parquet schema of a raw table."""
+    return pa.schema([(c.name, ARROW_TYPES[c.dtype]) for c in table.columns])
+
+
 # Read integers and booleans into pandas' nullable dtypes, so gaps never turn ids into floats.
 _PANDAS_TYPES: dict[pa.DataType, object] = {
     **{t: pd.Int64Dtype() for t in (pa.int8(), pa.int16(), pa.int32(), pa.int64())},

@@ -13,18 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crmscore import schema
+from crmscore.dataset import ARROW_TYPES, arrow_schema
 from crmscore.synthetic.config import BankConfig
 from crmscore.synthetic.population import make_customers
 from crmscore.synthetic.simulation import BankSimulation
 
-_ARROW_TYPES = {
-    "string": pa.string(),
-    "int64": pa.int64(),
-    "float64": pa.float64(),
-    "bool": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-}
 ORACLE_SCHEMA = pa.schema(
     [
         ("customer_id", pa.int64()),
@@ -42,11 +35,6 @@ EVENTS_SCHEMA = pa.schema(
         ("event_date", pa.date32()),
     ]
 )
-
-
-def arrow_schema(table: schema.Table) -> pa.Schema:
-    """The Parquet schema of a raw table."""
-    return pa.schema([(c.name, _ARROW_TYPES[c.dtype]) for c in table.columns])
 
 
 @dataclass(frozen=True)
@@ -138,7 +126,7 @@ class _Writers:
             if isinstance(values.dtype, pd.CategoricalDtype):
                 values = values.astype(object)
             columns[column.name] = pa.array(
-                values, type=_ARROW_TYPES[column.dtype], from_pandas=True
+                values, type=ARROW_TYPES[column.dtype], from_pandas=True
             )
         pq.write_table(pa.table(columns, schema=arrow_schema(table)), folder / part)
         self.rows[name] = self.rows.get(name, 0) + len(frame)
