@@ -39,11 +39,12 @@ def build(
     apply()
     import duckdb
 
-    for view, path in tables.items():
-        rows, snapshots = duckdb.sql(
-            f"SELECT count(*), count(DISTINCT event_timestamp) FROM read_parquet('{path}')"
-        ).fetchone()
-        typer.echo(f"{view:<13} {rows:>10,} rows  {snapshots:>3} snapshots  {path}")
+    with duckdb.connect() as con:
+        for view, path in tables.items():
+            rows, snapshots = con.execute(
+                f"SELECT count(*), count(DISTINCT event_timestamp) FROM read_parquet('{path}')"
+            ).fetchone()
+            typer.echo(f"{view:<13} {rows:>10,} rows  {snapshots:>3} snapshots  {path}")
     typer.echo(
         f"registered in {get_settings().features_dir / 'registry.db'} "
         f"({time.perf_counter() - started:.1f}s)"
@@ -83,7 +84,7 @@ def get(
     from rich.console import Console
     from rich.table import Table
 
-    from features.catalog import describe, services
+    from features.catalog import describe, services, view_of
     from features.online import get_online_features, unknown_customers
 
     if service not in services():
@@ -102,9 +103,13 @@ def get(
         )
     table = Table(title=f"customer {customer_id} · feature service {service}")
     table.add_column("feature", style="cyan", no_wrap=True)
-    table.add_column("value", justify="right")
-    table.add_column("meaning", style="dim")
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("meaning", style="dim", ratio=1)
+    previous_view = None
     for name, value in vector.iloc[0].drop("customer_id").items():
+        if previous_view is not None and view_of(name) != previous_view:
+            table.add_section()
+        previous_view = view_of(name)
         table.add_row(name, _format(value), describe(name))
     Console().print(table)
 
@@ -113,5 +118,5 @@ def _format(value: object) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "—"
     if isinstance(value, float):
-        return f"{value:,.0f}" if value.is_integer() else f"{value:,.3f}"
+        return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
     return str(value)

@@ -21,16 +21,24 @@ from features.views import GROUPS
 
 @pytest.fixture(scope="module")
 def store_ready(small_bank):
-    """Feature tables built, applied to Feast and materialised for the small bank."""
-    from features.build import apply, build_feature_tables
-    from features.materialize import materialize
+    """Feature tables built, applied to Feast and materialised for the small bank — through the
+    command line, as a user would."""
+    from crmscore.cli import app
+    from features.materialize import latest_snapshot
+    from features.store import tables_dir
 
     env = pytest.MonkeyPatch()
     env.setenv("CRMSCORE_DATA_DIR", str(small_bank))
     get_settings.cache_clear()
-    tables = build_feature_tables()
-    apply()
-    snapshot = materialize()
+    runner = CliRunner()
+    built = runner.invoke(app, ["features", "build", "--no-progress"])
+    assert built.exit_code == 0, built.output
+    assert "transactions" in built.output and "snapshots" in built.output
+    materialised = runner.invoke(app, ["features", "materialize"])
+    assert materialised.exit_code == 0, materialised.output
+    snapshot = latest_snapshot()
+    assert f"{snapshot:%Y-%m-%d}" in materialised.output
+    tables = {g.name: tables_dir() / f"{g.name}.parquet" for g in GROUPS}
     yield {"tables": tables, "snapshot": snapshot, "data_dir": small_bank}
     env.undo()
     get_settings.cache_clear()

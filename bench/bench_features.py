@@ -1,0 +1,221 @@
+"""Benchmark: the feature store at scale (default 100k customers x 24 months).
+
+Every figure comes with a baseline measured in the same run on the same data:
+
+* building all feature tables (DuckDB) vs a plain DuckDB scan-and-aggregate of the same
+  transactions (count, sum, min, max per customer and month, written to Parquet);
+* a training set of ``--rows`` entity rows through Feast (``get_training_set``, DuckDB offline
+  store) vs a direct DuckDB ``ASOF JOIN`` of the same feature tables;
+* materialising the latest snapshot into the online store (SQLite by default);
+* online retrieval latency p50/p99 for 1 and for 100 customers (``get_online_features``).
+
+    .venv/bin/python bench/bench_features.py --customers 100000
+    .venv/bin/python bench/bench_features.py --customers 2000 --rows 20000   # a quick check
+
+The generated bank is cached under ``bench/results/`` (git-ignored) and reused by later runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def timed(function, *args, **kwargs) -> tuple[float, object]:
+    started = time.perf_counter()
+    value = function(*args, **kwargs)
+    return time.perf_counter() - started, value
+
+
+def scan_aggregate_baseline(raw_dir: Path, out: Path) -> float:
+    """Seconds for a plain scan-and-aggregate of the transactions, per customer and month."""
+    import duckdb
+
+    from features.build import raw_table_glob
+
+    started = time.perf_counter()
+    with duckdb.connect() as con:
+        con.execute(
+            f"""
+            COPY (
+                SELECT a.customer_id, date_trunc('month', t.ts) AS month,
+                       count(*) AS n, sum(t.amount) AS total, min(t.amount) AS low,
+                       max(t.amount) AS high
+                FROM read_parquet('{raw_table_glob(raw_dir, "transactions")}') t
+                JOIN read_parquet('{raw_table_glob(raw_dir, "accounts")}') a USING (account_id)
+                GROUP BY ALL
+            ) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
+            """
+        )
+    return time.perf_counter() - started
+
+
+def entity_rows(tables: dict[str, Path], rows: int, seed: int = 0) -> pd.DataFrame:
+    """``rows`` (customer, timestamp) pairs drawn from the snapshot grid, mid-month timestamps
+    included, as a training pipeline would ask for them."""
+    grid = pd.read_parquet(tables["profile"], columns=["customer_id", "event_timestamp"])
+    rng = np.random.default_rng(seed)
+    picked = grid.iloc[rng.integers(0, len(grid), rows)].reset_index(drop=True)
+    offset = pd.to_timedelta(rng.integers(0, 20, rows), unit="D")
+    picked["event_timestamp"] = picked["event_timestamp"].dt.tz_convert(None) + offset
+    return picked
+
+
+def asof_baseline(tables: dict[str, Path], entities: pd.DataFrame, service: str) -> float:
+    """Seconds for the same point-in-time join written directly as DuckDB ASOF joins."""
+    import duckdb
+
+    from features.definitions import service_features
+
+    started = time.perf_counter()
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("entities_frame", entities)
+        con.execute(
+            "CREATE TEMP TABLE entities AS SELECT row_number() OVER () AS row_id, customer_id, "
+            "timezone('UTC', event_timestamp::TIMESTAMP) AS event_timestamp FROM entities_frame"
+        )
+        joins, columns = [], []
+        for view, names in service_features(service).items():
+            joins.append(
+                f"ASOF LEFT JOIN read_parquet('{tables[view]}') AS {view} "
+                f"ON e.customer_id = {view}.customer_id "
+                f"AND e.event_timestamp >= {view}.event_timestamp"
+            )
+            columns += [f"{view}.{name}" for name in names]
+        con.execute(
+            f"SELECT e.row_id, e.customer_id, e.event_timestamp, {', '.join(columns)} "
+            f"FROM entities e {' '.join(joins)} ORDER BY e.row_id"
+        ).df()
+    return time.perf_counter() - started
+
+
+def latency(ids: np.ndarray, batch: int, repeats: int, service: str) -> tuple[float, float]:
+    """p50 and p99 milliseconds of ``get_online_features`` for ``batch`` random customers."""
+    from features.online import get_online_features
+
+    rng = np.random.default_rng(batch)
+    get_online_features(ids[:batch].tolist(), service)  # warm-up: registry, connection
+    samples = []
+    for _ in range(repeats):
+        chosen = rng.choice(ids, batch, replace=False).tolist()
+        started = time.perf_counter()
+        get_online_features(chosen, service)
+        samples.append((time.perf_counter() - started) * 1000)
+    return float(np.percentile(samples, 50)), float(np.percentile(samples, 99))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--rows", type=int, default=None, help="Training-set rows [default: = customers]."
+    )
+    parser.add_argument("--service", default="churn", help="Feature service to retrieve.")
+    args = parser.parse_args()
+    rows = args.rows or args.customers
+
+    data_dir = RESULTS / f"bank-{args.customers}x{args.months}-s{args.seed}"
+    os.environ["CRMSCORE_DATA_DIR"] = str(data_dir)
+    os.environ.setdefault("CRMSCORE_FEATURES__ONLINE_STORE", "sqlite")
+    from crmscore.settings import get_settings
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    if not (settings.raw_dir / "transactions").is_dir():
+        from crmscore.synthetic import BankConfig, generate_bank
+
+        print(f"generating {args.customers:,} customers x {args.months} months in {data_dir} ...")
+        generate_bank(
+            BankConfig(customers=args.customers, months=args.months, seed=args.seed),
+            data_dir,
+            progress=True,
+        )
+
+    from features.build import apply, build_feature_tables
+    from features.materialize import materialize
+    from features.training_set import get_training_set
+
+    n_tx = pd.read_parquet(settings.raw_dir / "transactions", columns=["amount"]).shape[0]
+    build_s, tables = timed(build_feature_tables)
+    baseline_s = scan_aggregate_baseline(settings.raw_dir, data_dir / "baseline-aggregate.parquet")
+    apply_s, _ = timed(apply)
+    entities = entity_rows(tables, rows)
+    feast_s, training = timed(get_training_set, entities, args.service)
+    asof_s = asof_baseline(tables, entities, args.service)
+    materialize_s, _ = timed(materialize)
+    ids = pd.read_parquet(tables["profile"], columns=["customer_id"])["customer_id"].unique()
+    one_p50, one_p99 = latency(ids, 1, 200, args.service)
+    hundred_p50, hundred_p99 = latency(ids, min(100, len(ids)), 50, args.service)
+
+    results = {
+        "customers": args.customers,
+        "months": args.months,
+        "transactions": n_tx,
+        "cpu_count": os.cpu_count(),
+        "build_feature_tables_s": build_s,
+        "scan_aggregate_baseline_s": baseline_s,
+        "build_ratio": build_s / baseline_s,
+        "feast_apply_s": apply_s,
+        "training_rows": rows,
+        "training_features": training.shape[1] - 2,
+        "feast_training_set_s": feast_s,
+        "duckdb_asof_join_s": asof_s,
+        "training_set_ratio": feast_s / asof_s,
+        "materialize_s": materialize_s,
+        "online_1_p50_ms": one_p50,
+        "online_1_p99_ms": one_p99,
+        "online_100_p50_ms": hundred_p50,
+        "online_100_p99_ms": hundred_p99,
+        "online_store": settings.features.online_store,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"features-{args.customers}.json").write_text(json.dumps(results, indent=2))
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"feature store · {args.customers:,} customers x {args.months} months · "
+        f"{n_tx:,} transactions · {os.cpu_count()} cores"
+    )
+    for column in ("step", "seconds / ms", "baseline (same run)", "ratio"):
+        table.add_column(column, justify="right" if column != "step" else "left")
+    table.add_row(
+        "build all feature tables",
+        f"{build_s:.1f} s",
+        f"scan+aggregate {baseline_s:.1f} s",
+        f"{build_s / baseline_s:.1f}x",
+    )
+    table.add_row("feast apply", f"{apply_s:.1f} s", "", "")
+    table.add_row(
+        f"training set, {rows:,} rows x {training.shape[1] - 2} features (Feast)",
+        f"{feast_s:.1f} s",
+        f"DuckDB ASOF join {asof_s:.1f} s",
+        f"{feast_s / asof_s:.1f}x",
+    )
+    table.add_row(
+        f"materialise latest snapshot ({settings.features.online_store})",
+        f"{materialize_s:.1f} s",
+        "",
+        "",
+    )
+    table.add_row("online, 1 customer p50 / p99", f"{one_p50:.1f} / {one_p99:.1f} ms", "", "")
+    table.add_row(
+        "online, 100 customers p50 / p99", f"{hundred_p50:.1f} / {hundred_p99:.1f} ms", "", ""
+    )
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
