@@ -249,6 +249,23 @@ def test_transaction_before_account_opened(tiny_bank, tiny_as_of):
     assert "open_date=2024-02-01" in message
 
 
+def test_transaction_after_account_closed(tiny_bank, tiny_as_of):
+    tiny_bank["accounts"].loc[0, "close_date"] = pd.Timestamp("2024-01-01")  # current 101
+    message = assert_rejected(tiny_bank, tiny_as_of, "transactions.ts", "not_after_close")
+    assert "close_date=2024-01-01" in message
+
+
+def test_credit_status_before_account_opened(tiny_bank, tiny_as_of):
+    tiny_bank["accounts"].loc[1, "open_date"] = pd.Timestamp("2024-03-15")  # credit card 102
+    assert_rejected(tiny_bank, tiny_as_of, "credit_status.month", "not_before_open")
+
+
+def test_account_opened_before_customer_joined(tiny_bank, tiny_as_of):
+    tiny_bank["customers"].loc[0, "join_date"] = pd.Timestamp("2016-01-01")  # 101 opened 2015
+    message = assert_rejected(tiny_bank, tiny_as_of, "accounts.open_date", "not_before_join")
+    assert "join_date=2016-01-01" in message
+
+
 @pytest.mark.parametrize(
     ("table", "column", "row", "value"),
     [
