@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import numpy as np
 import pandas as pd
 
 from features.definitions import SERVICES, service_features
@@ -38,14 +39,33 @@ def categorical_features(service: str) -> list[str]:
 
 def as_model_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     """Give feature columns one dtype contract, offline and online alike: numeric features are
-    float64 (NaN = missing), categorical features are strings (object, None = missing)."""
+    float64 (NaN = missing), categorical features are strings (object, None = missing).
+
+    Returns a frame with the same index and column order; other columns are left untouched. Cheap
+    enough for per-request use: columns already in the right dtype are not copied, and the rest
+    are converted with numpy and assigned in one step.
+    """
     known = _features()
-    for name in frame.columns.intersection(list(known)):
-        if known[name].kind == "string":
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
-        else:
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-    return frame
+    converted: dict[str, np.ndarray] = {}
+    for name in frame.columns:
+        feature = known.get(name)
+        if feature is None:
+            continue
+        column = frame[name]
+        if feature.kind == "string":
+            if column.dtype != object or column.isna().any():
+                values = column.astype(object).to_numpy()
+                values[pd.isna(values)] = None
+                converted[name] = values
+        elif column.dtype != np.float64:
+            try:
+                converted[name] = np.asarray(column.to_numpy(dtype=object), dtype=np.float64)
+            except (TypeError, ValueError):
+                converted[name] = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+    if not converted:
+        return frame
+    updated = pd.DataFrame(converted, index=frame.index)
+    return pd.concat([frame.drop(columns=list(converted)), updated], axis=1)[list(frame.columns)]
 
 
 def describe(name: str) -> str:
