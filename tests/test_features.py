@@ -513,3 +513,23 @@ def test_cli_build_without_raw_data_names_what_is_missing(tmp_path):
     assert result.exit_code == 1
     assert "raw table 'customers' not found" in result.output
     assert str(tmp_path / "empty" / "raw" / "customers") in result.output
+
+
+def test_model_dtypes_are_float_for_numbers_and_str_for_categories():
+    from features.catalog import as_model_dtypes
+
+    frame = pd.DataFrame(
+        {
+            "customer_id": [1, 2],
+            "txn_count_3m": pd.array([3, None], dtype="Int64"),
+            "credit_current_dpd": np.array([None, 30], dtype=object),
+            "segment": ["mass", np.nan],
+            "label": ["keep", "me"],
+        }
+    )
+    typed = as_model_dtypes(frame)
+    assert list(typed.columns) == list(frame.columns)
+    assert typed["txn_count_3m"].dtype == "float64" and np.isnan(typed.loc[1, "txn_count_3m"])
+    assert typed["credit_current_dpd"].tolist()[1] == 30.0
+    assert typed["segment"].tolist() == ["mass", None]
+    assert typed["label"].tolist() == ["keep", "me"] and typed["customer_id"].dtype == "int64"
