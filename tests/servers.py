@@ -1,0 +1,115 @@
+"""Start real servers on loopback for scale-path tests: PostgreSQL and an MLflow tracking server.
+
+Each helper installs the Debian package when the binary is missing (root only) and skips the
+calling test with the reason when it cannot.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with code {process.returncode} before listening")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def _postgres_bin() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(candidates[-1]).parent if candidates else None
+
+
+def ensure_postgres() -> Path:
+    """Directory of PostgreSQL's server binaries, installing Debian's package if needed."""
+    if _postgres_bin() is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=False,
+                       capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries are not installed and could not be installed")
+    return bin_dir
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throw-away PostgreSQL cluster on a free loopback port; yields a SQLAlchemy URL."""
+    bin_dir = ensure_postgres()
+    # PostgreSQL refuses to run as root: run it as the 'postgres' user when we are root.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    root = Path(tempfile.mkdtemp(prefix="crmscore-pg-"))
+    if as_user:
+        shutil.chown(root, "postgres")
+    data, port = root / "data", free_port()
+    subprocess.run([*as_user, bin_dir / "initdb", "-D", data, "--auth=trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    server = subprocess.Popen(
+        [*as_user, bin_dir / "postgres", "-D", data, "-p", str(port), "-k", root,
+         "-c", "listen_addresses=127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, 30, server)
+        for _ in range(50):  # accepting TCP is not yet accepting queries
+            if subprocess.run([*as_user, bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(port),
+                               "-U", "postgres", "mlflow"], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.2)
+        # psycopg2 explicitly: SQLAlchemy 2.1 otherwise expects psycopg 3
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow"
+    finally:
+        server.terminate()
+        server.wait(30)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def mlflow_server(backend_store_uri: str, artifacts: Path) -> Iterator[str]:
+    """``mlflow server`` over ``backend_store_uri``, serving artifacts; yields its http URI."""
+    port = free_port()
+    mlflow = Path(sys.executable).parent / "mlflow"
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen(
+        [mlflow, "server", "--backend-store-uri", backend_store_uri,
+         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        try:
+            wait_for_port(port, 90, server)
+        except (RuntimeError, TimeoutError) as error:
+            log.seek(0)
+            raise RuntimeError(f"{error}:\n{log.read().decode()[-3000:]}") from None
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(30)
