@@ -96,20 +96,18 @@ def mlflow_server(backend_store_uri: str, artifacts: Path) -> Iterator[str]:
     """``mlflow server`` over ``backend_store_uri``, serving artifacts; yields its http URI."""
     port = free_port()
     mlflow = Path(sys.executable).parent / "mlflow"
-    log = tempfile.TemporaryFile()
-    server = subprocess.Popen(
-        [mlflow, "server", "--backend-store-uri", backend_store_uri,
-         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
+    command = [mlflow, "server", "--backend-store-uri", backend_store_uri,
+               "--artifacts-destination", str(artifacts), "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1"]
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_for_port(port, 90, server)
-        except (RuntimeError, TimeoutError) as error:
-            log.seek(0)
-            raise RuntimeError(f"{error}:\n{log.read().decode()[-3000:]}") from None
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(30)
+            try:
+                wait_for_port(port, 90, server)
+            except (RuntimeError, TimeoutError) as error:
+                log.seek(0)
+                raise RuntimeError(f"{error}:\n{log.read().decode()[-3000:]}") from None
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.terminate()
+            server.wait(30)
