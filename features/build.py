@@ -53,6 +53,7 @@ def connect(raw_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     raw_dir = Path(raw_dir or settings.raw_dir)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # the build shows its own, per step
     if settings.features.duckdb_threads:
         con.execute(f"SET threads = {int(settings.features.duckdb_threads)}")
     if settings.features.duckdb_memory_limit:

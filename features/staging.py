@@ -8,9 +8,12 @@
     One row per customer and data month (dense, so ``ROWS BETWEEN k PRECEDING`` windows are month
     windows), with ``event_timestamp`` (the snapshot, UTC) and ``known`` (the customer had joined
     before the snapshot; only those rows are written).
+``account_monthly``
+    The one full pass over ``transactions``: per account and calendar month, counts, values,
+    salary, spending by category, channels, repayments and the month-end balance.
 ``transactions_monthly``
-    Per customer and calendar month: counts, values, salary, spending by category, channels, and
-    *external* inflow/outflow. Money moved between the customer's own accounts (a savings sweep, a
+    ``account_monthly`` rolled up to the customer (all of their accounts), with *external*
+    inflow/outflow. Money moved between the customer's own accounts (a savings sweep, a
     card repayment from the current account) is posted twice with opposite signs at the same
     instant; those mirrored pairs are netted out so that inflow means money coming from outside.
 """
@@ -65,21 +68,48 @@ _SPEND_BY_CATEGORY = ",\n        ".join(
     for c in MERCHANT_CATEGORIES
 )
 
-TRANSACTIONS_MONTHLY = f"""
+ACCOUNT_MONTHLY = f"""
+CREATE OR REPLACE TEMP TABLE account_monthly AS
+SELECT
+    account_id,
+    date_trunc('month', ts)::DATE AS month,
+    count(*) FILTER (WHERE {INITIATED}) AS n,
+    coalesce(sum(abs(amount)) FILTER (WHERE {INITIATED}), 0) AS amount,
+    max(ts) FILTER (WHERE {INITIATED}) AS last_ts,
+    coalesce(sum(amount) FILTER (WHERE amount > 0 AND {INITIATED}), 0) AS gross_inflow,
+    coalesce(sum(-amount) FILTER (WHERE amount < 0 AND {INITIATED}), 0) AS gross_outflow,
+    coalesce(sum(amount) FILTER (WHERE type = 'salary'), 0) AS salary,
+    max(ts) FILTER (WHERE type = 'salary') AS last_salary_ts,
+    coalesce(sum(abs(amount)) FILTER (WHERE type = 'card_spend'), 0) AS card_spend,
+    {_SPEND_BY_CATEGORY},
+    count(*) FILTER (WHERE channel = 'branch' AND {INITIATED}) AS n_branch,
+    count(*) FILTER (WHERE channel = 'atm' AND {INITIATED}) AS n_atm,
+    count(*) FILTER (WHERE channel = 'pos' AND {INITIATED}) AS n_pos,
+    count(*) FILTER (WHERE channel IN ('mobile', 'online') AND {INITIATED}) AS n_digital,
+    coalesce(sum(abs(amount)) FILTER (WHERE type = 'atm'), 0) AS atm_amount,
+    count(*) FILTER (WHERE type = 'bill_payment') AS n_bill,
+    -- Repayments leave a deposit account as a debit; the card's matching credit is not counted.
+    coalesce(sum(-amount) FILTER (WHERE type = 'loan_repayment' AND amount < 0), 0) AS repayments,
+    coalesce(sum(abs(amount)) FILTER (WHERE type = 'fee'), 0) AS fees,
+    coalesce(sum(amount) FILTER (WHERE type = 'interest'), 0) AS interest,
+    -- Balance after the month's last posting (ties broken by transaction id).
+    arg_max(balance_after, (ts, transaction_id)) AS month_end_balance
+FROM transactions
+GROUP BY ALL
+"""
+
+TRANSACTIONS_MONTHLY = """
 CREATE OR REPLACE TEMP TABLE transactions_monthly AS
-WITH posted AS (
-    SELECT a.customer_id, t.*, date_trunc('month', t.ts)::DATE AS month
+WITH transfers AS (
+    SELECT a.customer_id, t.account_id, t.ts, t.amount
     FROM transactions t
     JOIN accounts a USING (account_id)
-),
-transfers AS (
-    SELECT customer_id, account_id, ts, amount, month
-    FROM posted
-    WHERE type IN ('transfer_in', 'transfer_out', 'loan_repayment')
+    WHERE t.type IN ('transfer_in', 'transfer_out', 'loan_repayment')
 ),
 internal AS (
     -- The credited leg of each transfer between two accounts of the same customer.
-    SELECT credit.customer_id, credit.month, sum(credit.amount) AS internal
+    SELECT credit.customer_id, date_trunc('month', credit.ts)::DATE AS month,
+           sum(credit.amount) AS internal
     FROM transfers credit
     JOIN transfers debit
       ON debit.customer_id = credit.customer_id
@@ -90,30 +120,17 @@ internal AS (
     GROUP BY ALL
 ),
 monthly AS (
+    -- Account months rolled up to the customer: every measure is a sum or a latest time.
     SELECT
-        customer_id,
-        month,
-        count(*) FILTER (WHERE {INITIATED}) AS n,
-        coalesce(sum(abs(amount)) FILTER (WHERE {INITIATED}), 0) AS amount,
-        max(ts) FILTER (WHERE {INITIATED}) AS last_ts,
-        coalesce(sum(amount) FILTER (WHERE amount > 0 AND {INITIATED}), 0) AS gross_inflow,
-        coalesce(sum(-amount) FILTER (WHERE amount < 0 AND {INITIATED}), 0) AS gross_outflow,
-        coalesce(sum(amount) FILTER (WHERE type = 'salary'), 0) AS salary,
-        max(ts) FILTER (WHERE type = 'salary') AS last_salary_ts,
-        coalesce(sum(abs(amount)) FILTER (WHERE type = 'card_spend'), 0) AS card_spend,
-        {_SPEND_BY_CATEGORY},
-        count(*) FILTER (WHERE channel = 'branch' AND {INITIATED}) AS n_branch,
-        count(*) FILTER (WHERE channel = 'atm' AND {INITIATED}) AS n_atm,
-        count(*) FILTER (WHERE channel = 'pos' AND {INITIATED}) AS n_pos,
-        count(*) FILTER (WHERE channel IN ('mobile', 'online') AND {INITIATED}) AS n_digital,
-        coalesce(sum(abs(amount)) FILTER (WHERE type = 'atm'), 0) AS atm_amount,
-        count(*) FILTER (WHERE type = 'bill_payment') AS n_bill,
-        -- Repayments leave a deposit account as a debit; the card's matching credit is not counted.
-        coalesce(sum(-amount) FILTER (WHERE type = 'loan_repayment' AND amount < 0), 0)
-            AS repayments,
-        coalesce(sum(abs(amount)) FILTER (WHERE type = 'fee'), 0) AS fees,
-        coalesce(sum(amount) FILTER (WHERE type = 'interest'), 0) AS interest
-    FROM posted
+        a.customer_id,
+        m.month,
+        sum(COLUMNS(m.* EXCLUDE (
+            account_id, month, last_ts, last_salary_ts, month_end_balance
+        ))),
+        max(m.last_ts) AS last_ts,
+        max(m.last_salary_ts) AS last_salary_ts
+    FROM account_monthly m
+    JOIN accounts a USING (account_id)
     GROUP BY ALL
 )
 SELECT
@@ -128,5 +145,6 @@ LEFT JOIN internal i USING (customer_id, month)
 STATEMENTS: tuple[tuple[str, str], ...] = (
     ("months", MONTHS),
     ("spine", SPINE),
+    ("account_monthly", ACCOUNT_MONTHLY),
     ("transactions_monthly", TRANSACTIONS_MONTHLY),
 )

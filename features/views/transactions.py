@@ -1,10 +1,10 @@
 """Transaction features: recency/frequency/monetary, flows, salary, balances, spending, channels.
 
-All amounts are summed across every account the customer holds. The table combines the shared
-``transactions_monthly`` aggregate (see :mod:`features.staging`) with one month-end balance per
-account; month windows (1/3/6/12 months ≈ 30/90/180/365 days) are then window functions over the
-dense customer × month ``spine``. Month ``m`` of the spine feeds snapshot ``m + 1 month``, so a
-snapshot only sees transactions strictly before it.
+All amounts are summed across every account the customer holds. The table reads the shared
+``transactions_monthly`` aggregate and each account's month-end balance from ``account_monthly``
+(see :mod:`features.staging`); month windows (1/3/6/12 months ≈ 30/90/180/365 days) are then
+window functions over the dense customer × month ``spine``. Month ``m`` of the spine feeds
+snapshot ``m + 1 month``, so a snapshot only sees transactions strictly before it.
 """
 
 from __future__ import annotations
@@ -23,16 +23,7 @@ def _in(values: tuple[str, ...]) -> str:
 
 
 _SQL = f"""
-WITH account_month_end AS (
-    -- Balance after the month's last posting, per account (ties broken by transaction id).
-    SELECT
-        account_id,
-        date_trunc('month', ts)::DATE AS month,
-        arg_max(balance_after, (ts, transaction_id)) AS balance
-    FROM transactions
-    GROUP BY ALL
-),
-account_balance AS (
+WITH account_balance AS (
     -- Each deposit account's balance at the month end: the last posting carried forward through
     -- quiet months; term deposits and wealth products count their principal while held; a closed
     -- account holds nothing.
@@ -43,13 +34,13 @@ account_balance AS (
         CASE
             WHEN a.close_date < m.snapshot OR a.open_date >= m.snapshot THEN 0
             WHEN a.product IN {_in(MATURING_PRODUCTS)} THEN a.limit_amount
-            ELSE coalesce(last_value(e.balance IGNORE NULLS) OVER (
+            ELSE coalesce(last_value(e.month_end_balance IGNORE NULLS) OVER (
                 PARTITION BY a.account_id ORDER BY m.month
                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), 0)
         END AS balance
     FROM accounts a
     CROSS JOIN months m
-    LEFT JOIN account_month_end e ON e.account_id = a.account_id AND e.month = m.month
+    LEFT JOIN account_monthly e ON e.account_id = a.account_id AND e.month = m.month
     WHERE a.product IN {_in(POSTING_PRODUCTS + MATURING_PRODUCTS)}
 ),
 balances AS (
