@@ -14,6 +14,7 @@ import typer
 
 from crmscore.settings import get_settings
 from features.cli import app as features_app
+from serving.cli import register as register_serving
 from training.cli import train as train_command
 
 app = typer.Typer(
@@ -160,6 +161,7 @@ def schema(
 
 app.command(name="train")(train_command)
 app.add_typer(features_app, name="features")
+register_serving(app)  # score, targets, explain, serve
 
 if __name__ == "__main__":  # pragma: no cover
     app()

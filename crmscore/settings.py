@@ -80,6 +80,54 @@ class FeatureSettings(BaseModel):
     duckdb_memory_limit: str | None = None
 
 
+class ServingSettings(BaseModel):
+    """The scoring service and batch commands (``serving/``): access, limits and business rules.
+
+    API keys map to roles (``marketing``: score, targets; ``risk``: score, explain; ``service``:
+    score, score_features; ``admin``: everything and reload). Set them in the environment, never in
+    code: ``CRMSCORE_SERVING__API_KEYS='{"k-mkt-1": "marketing", "k-risk-1": "risk"}'``.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    #: Server worker processes (each loads the models once).
+    workers: int = Field(default=1, ge=1)
+    #: API key -> role. Empty means every protected endpoint answers 401.
+    api_keys: dict[str, str] = {}
+    #: Key of the HMAC that pseudonymises customer ids in the audit log. Keep it stable (and
+    #: secret) so audit lines can be joined over time; empty = a random key per server process.
+    audit_key: str = ""
+    #: Most customer ids one /score request may carry.
+    max_batch: int = Field(default=1000, ge=1)
+    #: Reason codes returned per explanation.
+    top_k: int = Field(default=5, ge=1, le=50)
+    #: Credit products are neither the next best product nor on a target list above this PD.
+    max_pd: float = Field(default=0.10, gt=0, le=1)
+    #: Yearly margin the bank expects from a product once taken up (currency): expected value of an
+    #: offer = propensity x this (x (1 - PD) for credit products).
+    product_value: dict[str, float] = {
+        "credit_card": 120.0,
+        "wealth_management": 300.0,
+        "term_deposit": 150.0,
+        "personal_loan": 400.0,
+        "mortgage": 1500.0,
+        "insurance": 200.0,
+    }
+    #: Yearly profit contribution of a customer (tiers): margins on what they hold today.
+    deposit_margin: float = 0.015
+    lending_margin: float = 0.03
+    card_interchange: float = 0.01
+    #: Tiers (DOMAIN.md): A = value >= tier_a_value with an offer >= tier_a_propensity;
+    #: B = value >= tier_b_value; C = holds deposits; D = the rest, or risk/churn too high.
+    tier_a_value: float = 2000.0
+    tier_a_propensity: float = 0.03
+    tier_b_value: float = 500.0
+    tier_max_churn: float = 0.30
+    tier_max_pd: float = 0.20
+    #: Rows per chunk when ``crmscore score`` reads the online store.
+    batch_chunk: int = Field(default=1000, ge=1)
+
+
 class Settings(BaseSettings):
     """Root settings object. Sections are added by the stages that own them."""
 
@@ -92,6 +140,7 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = GeneratorSettings()
     training: TrainingSettings = TrainingSettings()
     features: FeatureSettings = FeatureSettings()
+    serving: ServingSettings = ServingSettings()
 
     @property
     def raw_dir(self) -> Path:

@@ -1,0 +1,77 @@
+"""The champion of every model, loaded together from the MLflow registry.
+
+Serving never picks a version itself: it asks :func:`training.registry.load_champion` for the
+version the ``champion`` alias points at. The three are loaded as one set so a response never mixes
+a freshly reloaded churn model with a stale cross-sell one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from serving.errors import Unavailable
+
+if TYPE_CHECKING:
+    from training.registry import LoadedModel
+
+#: The models serving needs, by their short names (``models.MODELS``).
+MODEL_NAMES: tuple[str, ...] = ("churn", "cross_sell", "credit_risk")
+#: Model inputs that describe the request, not the customer (the product a cross-sell score is
+#: for): supplied by the caller, never read from the feature store.
+KEY_INPUTS: tuple[str, ...] = ("product",)
+
+
+@dataclass(frozen=True)
+class Champions:
+    """The three loaded champions; ``[name]`` gives one, ``versions()`` says which were used."""
+
+    models: dict[str, LoadedModel]
+    loaded_at: float = field(default_factory=time.time)
+
+    def __getitem__(self, name: str) -> LoadedModel:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise KeyError(f"unknown model {name!r}; expected one of {list(MODEL_NAMES)}") from None
+
+    @property
+    def churn(self) -> LoadedModel:
+        return self.models["churn"]
+
+    @property
+    def cross_sell(self) -> LoadedModel:
+        return self.models["cross_sell"]
+
+    @property
+    def credit_risk(self) -> LoadedModel:
+        return self.models["credit_risk"]
+
+    def versions(self) -> dict[str, dict[str, str]]:
+        """``{"churn": {"model": "crmscore-churn", "version": "3"}, ...}``."""
+        return {
+            name: {"model": m.registered_name, "version": m.version}
+            for name, m in self.models.items()
+        }
+
+    def feature_names(self) -> list[str]:
+        """Every store feature any of the models reads, in first-seen order (no key inputs)."""
+        seen: dict[str, None] = {}
+        for model in self.models.values():
+            seen.update(dict.fromkeys(f for f in model.features if f not in KEY_INPUTS))
+        return list(seen)
+
+
+def load_champions() -> Champions:
+    """Load every champion, or raise :class:`Unavailable` naming the model and the reason."""
+    from training.registry import load_champion
+
+    loaded = {}
+    for name in MODEL_NAMES:
+        try:
+            loaded[name] = load_champion(name)
+        except Exception as error:  # registry down, no champion, broken artefact: all mean 503
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise Unavailable(f"cannot load the {name} champion: {reason}") from error
+    return Champions(loaded)

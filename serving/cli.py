@@ -1,0 +1,269 @@
+"""``crmscore score | targets | explain | serve``: batch scoring, marketing lists, the risk
+officer's report, and the HTTP server. Each loads the champions from MLflow and reads features
+from the online store, exactly as the server does (same functions, same numbers).
+
+Only typer is imported at module level so ``crmscore --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from crmscore.schema import CROSS_SELL_PRODUCTS, REGIONS, SEGMENTS
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+def _load():
+    """Champions + online store, or a clean exit naming what is missing."""
+    from serving.champions import load_champions
+    from serving.errors import ServingError
+    from serving.feature_source import OnlineFeatures
+
+    try:
+        champions = load_champions()
+        return champions, OnlineFeatures(champions.feature_names())
+    except ServingError as error:
+        _fail(str(error))
+
+
+def _check_out(out: Path) -> Path:
+    from serving.batch import check_output_path
+
+    try:
+        return check_output_path(out)
+    except ValueError as error:
+        _fail(str(error))
+
+
+def _score_everyone(champions, source, progress: bool):
+    """Features and scores of every customer in the raw customers table, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from crmscore.settings import get_settings
+    from serving.batch import all_customer_ids, score_customers
+    from serving.errors import ServingError
+
+    settings = get_settings()
+    try:
+        ids = all_customer_ids(settings.raw_dir)
+    except FileNotFoundError as error:
+        _fail(str(error))
+    columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress("{task.description}", *columns, disable=not progress, transient=True) as bar:
+        task = bar.add_task("reading features + scoring", total=len(ids))
+        try:
+            return score_customers(
+                champions, source, ids, settings.serving, lambda n: bar.advance(task, n)
+            ) + (len(ids),)
+        except ServingError as error:
+            _fail(str(error))
+
+
+def score(
+    out: Path = typer.Option(..., help="Output file: .parquet or .csv (written atomically)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Score every customer with every champion, one row per customer.
+
+    Columns: churn probability, propensity per product, PD + points, value, tier, next best
+    product and the model versions used.
+    """
+    import time
+
+    from serving.batch import write_table
+
+    out = _check_out(out)
+    started = time.perf_counter()
+    champions, source = _load()
+    _, scores, unknown, total = _score_everyone(champions, source, progress)
+    write_table(scores, out)
+    seconds = time.perf_counter() - started
+    typer.echo(
+        f"scored {len(scores):,} of {total:,} customers in {seconds:.1f}s "
+        f"({len(scores) / seconds:,.0f}/s) -> {out}"
+    )
+    if unknown:
+        typer.echo(f"{len(unknown):,} customers have no online features (not materialised)")
+    counts = scores["tier"].value_counts().sort_index() if len(scores) else {}
+    typer.echo("tiers: " + ", ".join(f"{t}={n:,}" for t, n in counts.items()))
+
+
+def targets(
+    product: str = typer.Option(..., help=f"Product to offer: {', '.join(CROSS_SELL_PRODUCTS)}."),
+    top: int = typer.Option(..., help="How many customers to list (N >= 1)."),
+    out: Path = typer.Option(..., help="Output file: .parquet or .csv (written atomically)."),
+    exclude_pd_above: float = typer.Option(
+        None, help="Drop customers whose PD is above this [default: settings serving.max_pd]."
+    ),
+    contacted_within_days: int = typer.Option(
+        None, help="Drop customers contacted by a campaign in the last K days."
+    ),
+    segment: list[str] = typer.Option(None, help=f"Keep only these segments: {SEGMENTS}."),
+    region: list[str] = typer.Option(None, help=f"Keep only these regions: {REGIONS}."),
+    min_propensity: float = typer.Option(0.0, help="Drop customers below this propensity."),
+    include_holders: bool = typer.Option(False, help="Keep customers who already hold it."),
+    reasons: int = typer.Option(3, min=0, max=10, help="Reason sentences per customer."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """A marketing target list: the top N customers by propensity for a product.
+
+    Excluded: holders of the product, PD above the threshold, churned customers, no marketing
+    consent, contacted in the last K days; optional segment and region filters.
+    """
+    from crmscore.settings import get_settings
+    from serving.batch import write_table
+    from serving.errors import InvalidRequest
+    from serving.targets import TargetQuery, select_targets, with_reasons
+
+    settings = get_settings().serving
+    query = TargetQuery(
+        product=product,
+        top=top,
+        max_pd=settings.max_pd if exclude_pd_above is None else exclude_pd_above,
+        exclude_holders=not include_holders,
+        contacted_within_days=contacted_within_days,
+        segments=tuple(segment or ()),
+        regions=tuple(region or ()),
+        min_propensity=min_propensity,
+        reasons=reasons,
+    )
+    try:
+        query.validate()
+    except InvalidRequest as error:
+        _fail(f"--{error.field.replace('_', '-')}: {error}" if error.field else str(error))
+    out = _check_out(out)
+    champions, source = _load()
+    features, scores, _, total = _score_everyone(champions, source, progress)
+    ranked, excluded = select_targets(query, features, scores, settings)
+    ranked = with_reasons(ranked, features, champions.cross_sell, reasons)
+    write_table(ranked, out)
+    typer.echo(f"{len(ranked):,} customers for {product} -> {out} (scored {total:,})")
+    for reason, count in excluded.items():
+        typer.echo(f"  excluded {count:>7,}  {reason}")
+
+
+def explain(
+    customer_id: int = typer.Argument(..., help="Customer to explain."),
+    model: str = typer.Option(None, help="churn, cross_sell or credit_risk [default: all three]."),
+    product: str = typer.Option(
+        None, help="Offer to explain for cross_sell [default: the next best product]."
+    ),
+    top_k: int = typer.Option(None, min=1, max=50, help="Reason codes [default: settings]."),
+    html: Path = typer.Option(None, help="Also write the HTML report (scores, reasons, plots)."),
+) -> None:
+    """One customer's scores and reason codes (the risk officer's report).
+
+    Top reason codes per model: SHAP contributions with plain-language sentences; --html writes a
+    self-contained page with the tables and SHAP waterfall plots.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from crmscore.settings import get_settings
+    from serving.champions import MODEL_NAMES
+    from serving.explain import explain_rows, format_value
+    from serving.scoring import score_frame
+
+    if model is not None and model not in MODEL_NAMES:
+        _fail(f"--model: unknown model {model!r}; expected one of {list(MODEL_NAMES)}")
+    if product is not None and product not in CROSS_SELL_PRODUCTS:
+        _fail(
+            f"--product: unknown product {product!r}; expected one of {list(CROSS_SELL_PRODUCTS)}"
+        )
+    if html is not None and html.suffix.lower() not in (".html", ".htm"):
+        _fail(f"--html {html}: use a .html file name")
+    settings = get_settings().serving
+    champions, source = _load()
+    features, unknown = source.fetch([customer_id])
+    if unknown:
+        _fail(f"customer {customer_id} is not in the online store")
+    score = score_frame(champions, features, settings).iloc[0]
+    offer = product or score["next_best_product"] or CROSS_SELL_PRODUCTS[0]
+    explanations = [
+        explain_rows(
+            champions[name],
+            features,
+            top_k or settings.top_k,
+            offer if name == "cross_sell" else None,
+        )[0]
+        for name in ([model] if model else MODEL_NAMES)
+    ]
+    console = Console()
+    console.print(
+        f"[bold]customer {customer_id}[/]  tier [bold]{score['tier']}[/] ({score['tier_reason']})"
+    )
+    console.print(
+        f"churn {score['churn_probability']:.1%} · PD {score['probability_of_default']:.2%} · "
+        f"points {score['score_points']:.0f} · value {score['value']:,.0f}/yr · "
+        f"next best product {score['next_best_product']}"
+    )
+    for e in explanations:
+        title = f"{e.model}" + (f" ({e.product})" if e.product else "")
+        table = Table(title=f"{title}: probability {e.probability:.2%}", title_justify="left")
+        for header in ("feature", "value", "contribution", "reason"):
+            table.add_column(
+                header, justify="right" if header in ("value", "contribution") else "left"
+            )
+        for r in e.reasons:
+            colour = "red" if r.contribution > 0 else "green"
+            table.add_row(
+                r.feature, format_value(r.value), f"[{colour}]{r.contribution:+.3f}[/]", r.sentence
+            )
+        console.print(table)
+    if html is not None:
+        import os
+        import tempfile
+
+        from serving.report import render_report
+
+        page = render_report(score, explanations)
+        html.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{html.name}.", dir=html.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(page)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, html)
+        console.print(f"report -> {html}")
+
+
+def serve(
+    host: str = typer.Option(None, help="Interface to bind [default: settings serving.host]."),
+    port: int = typer.Option(None, help="Port [default: settings serving.port]."),
+) -> None:
+    """Start the BentoML scoring server.
+
+    POST /score, /explain, /score_features, /targets, /reload; GET /readyz, /livez, /metrics;
+    OpenAPI at /docs.json.
+    """
+    import os
+    import sys
+
+    from crmscore.settings import PROJECT_ROOT, get_settings
+
+    settings = get_settings().serving
+    if not settings.api_keys:
+        typer.secho(
+            "warning: no API keys configured (CRMSCORE_SERVING__API_KEYS): every scoring "
+            "endpoint will answer 401",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    command = [
+        sys.executable, "-m", "bentoml", "serve", "serving.service:CrmScore",
+        "--working-dir", str(PROJECT_ROOT),
+        "--host", host or settings.host,
+        "--port", str(port or settings.port),
+    ]  # fmt: skip
+    os.execv(sys.executable, command)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the serving commands to the ``crmscore`` application."""
+    for command in (score, targets, explain, serve):
+        app.command()(command)

@@ -1,0 +1,76 @@
+"""Feature vectors for scoring, read from the Feast online store.
+
+One Feast call fetches everything a request needs: the inputs of all three champions plus the few
+attributes the business rules read (holdings, consent, last campaign contact, balances). Feature
+references are built from :mod:`features.catalog`, so serving never names a view by hand.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from serving.errors import Unavailable
+
+JOIN_KEY = "customer_id"
+#: Features the business rules read (tiers, value, target-list exclusions), model inputs or not.
+RULE_FEATURES: tuple[str, ...] = (
+    "marketing_consent",
+    "segment",
+    "region",
+    "prod_n_accounts",
+    "credit_n_accounts",
+    "txn_deposit_balance",
+    "credit_balance",
+    "txn_card_spend_12m",
+    "int_days_since_campaign_contact",
+    "prod_holds_credit_card",
+    "prod_holds_wealth_management",
+    "prod_holds_term_deposit",
+    "prod_holds_personal_loan",
+    "prod_holds_mortgage",
+    "prod_holds_insurance",
+)
+
+
+class OnlineFeatures:
+    """Reads ``names`` for a list of customer ids from the online store (SQLite or Redis)."""
+
+    def __init__(self, names: list[str]) -> None:
+        from features.catalog import view_of
+
+        self.names = list(dict.fromkeys([*names, *RULE_FEATURES]))
+        self.refs = [f"{view_of(name)}:{name}" for name in self.names]
+        self.store = self._connect()
+
+    @staticmethod
+    def _connect():
+        from features.store import get_store
+
+        try:
+            store = get_store()
+            store.list_feature_views()  # fails fast when the registry is missing
+        except Exception as error:
+            raise Unavailable(f"feature store unavailable: {error}") from error
+        return store
+
+    def fetch(self, customer_ids: list[int]) -> tuple[pd.DataFrame, list[int]]:
+        """``(frame, unknown)``: one row per known id in request order (``customer_id`` + every
+        feature, model dtypes) and the ids the online store has nothing for."""
+        from features.catalog import as_model_dtypes
+
+        ids = [int(i) for i in customer_ids]
+        if not ids:
+            return pd.DataFrame(columns=[JOIN_KEY, *self.names]), []
+        try:
+            response = self.store.get_online_features(
+                features=self.refs, entity_rows=[{JOIN_KEY: i} for i in ids]
+            )
+            frame = response.to_df()
+        except Exception as error:
+            raise Unavailable(f"online feature store unavailable: {error}") from error
+        frame = frame.reindex(columns=[JOIN_KEY, *self.names])
+        frame[JOIN_KEY] = ids
+        frame = as_model_dtypes(frame)
+        known = frame[self.names].notna().any(axis=1)
+        unknown = frame.loc[~known, JOIN_KEY].tolist()
+        return frame.loc[known].reset_index(drop=True), unknown

@@ -1,0 +1,125 @@
+"""The HTTP payloads: pydantic models BentoML validates requests with and publishes in OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from crmscore.schema import CROSS_SELL_PRODUCTS
+
+ModelName = Literal["churn", "cross_sell", "credit_risk"]
+Product = Literal[CROSS_SELL_PRODUCTS]  # type: ignore[valid-type]
+
+
+class ModelRef(BaseModel):
+    model: str = Field(description="Registered model name in MLflow.")
+    version: str = Field(description="Registered version the champion alias pointed at.")
+
+
+class ChurnScore(BaseModel):
+    probability: float = Field(description="Probability of closing all accounts within 3 months.")
+    model: str
+    version: str
+
+
+class CreditScore(BaseModel):
+    probability_of_default: float = Field(description="Calibrated PD (90+ dpd within 12 months).")
+    points: float | None = Field(description="Scorecard points (higher = safer).")
+    has_credit: bool = Field(description="Holds a credit product (PD is extrapolated otherwise).")
+    model: str
+    version: str
+
+
+class ProductPropensity(BaseModel):
+    product: str
+    propensity: float | None = Field(
+        description="Probability of opening it within 3 months; "
+        "null when the customer already holds it."
+    )
+    holds: bool
+
+
+class CrossSellScore(BaseModel):
+    products: list[ProductPropensity]
+    model: str
+    version: str
+
+
+class NextBestProduct(BaseModel):
+    product: str
+    propensity: float
+    expected_value: float = Field(description="Propensity x yearly margin (x (1-PD) for credit).")
+
+
+class CustomerScore(BaseModel):
+    customer_id: int | None
+    churn: ChurnScore
+    credit_risk: CreditScore
+    cross_sell: CrossSellScore
+    value: float = Field(description="Yearly profit contribution estimate of current holdings.")
+    tier: Literal["A", "B", "C", "D"]
+    tier_reason: str
+    contact_every_days: int
+    next_best_product: NextBestProduct | None
+
+
+class CustomerError(BaseModel):
+    customer_id: int
+    error: str
+
+
+class ScoreResponse(BaseModel):
+    results: list[CustomerScore]
+    errors: list[CustomerError] = Field(
+        description="Ids that could not be scored (e.g. unknown to the feature store)."
+    )
+    models: dict[str, ModelRef]
+
+
+class ReasonCodeOut(BaseModel):
+    feature: str
+    value: float | str | None
+    contribution: float = Field(description="Signed SHAP value, log-odds; > 0 raises the score.")
+    sentence: str
+
+
+class ExplainResponse(BaseModel):
+    customer_id: int
+    model: str
+    registered_model: str
+    version: str
+    product: str | None
+    probability: float
+    points: float | None = None
+    raw_score: float = Field(description="Booster log-odds; = base_value + sum(contributions).")
+    base_value: float
+    reasons: list[ReasonCodeOut]
+    contributions: dict[str, float]
+
+
+class TargetRow(BaseModel):
+    rank: int
+    customer_id: int
+    propensity: float
+    expected_value: float
+    probability_of_default: float
+    churn_probability: float
+    tier: str
+    segment: str | None
+    region: str | None
+    reasons: list[str]
+
+
+class TargetsResponse(BaseModel):
+    product: str
+    targets: list[TargetRow]
+    eligible: int = Field(description="Customers left after the exclusions.")
+    excluded: dict[str, int] = Field(description="Customers removed, per rule (first rule wins).")
+    scored: int
+    model: ModelRef
+
+
+class ReloadResponse(BaseModel):
+    reloaded: bool
+    models: dict[str, ModelRef]

@@ -1,0 +1,115 @@
+"""Scoring a frame of customers with every champion: the one function batch and HTTP share.
+
+:func:`score_frame` takes feature rows (``customer_id`` + features, as the online store returns
+them) and returns one flat row per customer: churn probability, probability of default and score
+points, a propensity per cross-sell product (empty where the customer already holds it), the
+customer's yearly value, tier, and the next best product. ``crmscore score`` writes exactly these
+columns; ``POST /score`` nests them. Same function, same numbers.
+
+Next best product: among the cross-sell products the customer does not hold, the one with the
+highest expected value = propensity x ``product_value`` (x (1 - PD) for credit products); credit
+products are not offered when PD > ``max_pd`` (suitability), and nothing is offered to a customer
+with no open account (a lost customer is a win-back case). None when nothing is eligible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from crmscore.schema import CREDIT_PRODUCTS, CROSS_SELL_PRODUCTS
+from crmscore.settings import ServingSettings
+from serving.champions import Champions
+from serving.tiers import assign_tiers, customer_value
+
+PRODUCT_KEY = "product"
+
+
+def propensity_column(product: str) -> str:
+    return f"propensity_{product}"
+
+
+def holds(features: pd.DataFrame, product: str) -> pd.Series:
+    """True where the customer holds ``product`` at the snapshot."""
+    return features[f"prod_holds_{product}"].fillna(0).astype(float) > 0
+
+
+def cross_sell_propensities(champions: Champions, features: pd.DataFrame) -> pd.DataFrame:
+    """Propensity of every customer for every cross-sell product (one pooled model, product as an
+    input); NaN where the customer already holds the product (not in the model's population)."""
+    model = champions.cross_sell
+    n = len(features)
+    stacked = pd.concat([features] * len(CROSS_SELL_PRODUCTS), ignore_index=True)
+    stacked[PRODUCT_KEY] = np.repeat(CROSS_SELL_PRODUCTS, n)
+    probability = model.predict_proba(stacked).reshape(len(CROSS_SELL_PRODUCTS), n)
+    out = pd.DataFrame(index=features.index)
+    for k, product in enumerate(CROSS_SELL_PRODUCTS):
+        column = pd.Series(probability[k], index=features.index)
+        out[propensity_column(product)] = column.where(~holds(features, product))
+    return out
+
+
+def expected_values(
+    propensities: pd.DataFrame,
+    pd_default: pd.Series,
+    active: pd.Series,
+    settings: ServingSettings,
+) -> pd.DataFrame:
+    """Expected yearly margin of offering each product; NaN where it may not be offered."""
+    out = pd.DataFrame(index=propensities.index)
+    for product in CROSS_SELL_PRODUCTS:
+        value = propensities[propensity_column(product)] * settings.product_value.get(product, 0.0)
+        if product in CREDIT_PRODUCTS:
+            value = (value * (1 - pd_default)).where(pd_default <= settings.max_pd)
+        out[product] = value.where(active)
+    return out
+
+
+def is_active(features: pd.DataFrame) -> pd.Series:
+    """True where the customer still holds at least one open account."""
+    return features["prod_n_accounts"].fillna(0) > 0
+
+
+def score_frame(
+    champions: Champions, features: pd.DataFrame, settings: ServingSettings
+) -> pd.DataFrame:
+    """One row per row of ``features`` with every score, the tier and the next best product."""
+    features = features.reset_index(drop=True)
+    churn = pd.Series(champions.churn.predict_proba(features), index=features.index)
+    credit = champions.credit_risk
+    pd_default = pd.Series(credit.predict_proba(features), index=features.index)
+    points = credit.points(pd_default.to_numpy())
+    propensities = cross_sell_propensities(champions, features)
+    active = is_active(features)
+    ev = expected_values(propensities, pd_default, active, settings)
+    best = ev.fillna(-np.inf).idxmax(axis=1).where(ev.notna().any(axis=1))
+    best_ev = ev.max(axis=1, skipna=True)
+    value = customer_value(features, settings)
+    has_credit = features["credit_n_accounts"].fillna(0) > 0
+    tiers = assign_tiers(
+        value=value,
+        best_propensity=propensities.max(axis=1, skipna=True).fillna(0.0),
+        churn=churn,
+        pd_default=pd_default,
+        has_credit=has_credit,
+        has_deposits=features["txn_deposit_balance"].fillna(0) > 0,
+        active=active,
+        settings=settings,
+    )
+    out = pd.DataFrame(
+        {
+            "customer_id": pd.to_numeric(features["customer_id"]).astype("Int64"),
+            "churn_probability": churn,
+            "probability_of_default": pd_default,
+            "score_points": np.round(points, 1) if points is not None else np.nan,
+            "has_credit": has_credit,
+        }
+    )
+    out = pd.concat([out, propensities], axis=1)
+    out["value"] = value.round(2)
+    out = pd.concat([out, tiers], axis=1)
+    out["next_best_product"] = best.astype(object).where(best.notna(), None)
+    out["next_best_expected_value"] = best_ev.round(2)
+    for name, ref in champions.versions().items():
+        out[f"{name}_model"] = f"{ref['model']}/{ref['version']}"
+    return out

@@ -1,0 +1,416 @@
+"""The BentoML scoring service: ``bentoml serve serving.service:CrmScore``.
+
+At start-up it loads the ``champion`` of each model from the MLflow registry and connects to the
+Feast online store; ``/readyz`` answers 200 only once both are in place. Business logic lives in
+plain modules (:mod:`serving.scoring`, :mod:`serving.explain`, :mod:`serving.targets`,
+:mod:`serving.tiers`) that the batch CLI calls too, so a batch score equals an endpoint score.
+
+Every protected endpoint needs an API key (``X-API-Key`` or ``Authorization: Bearer``) whose role
+may call it (:mod:`serving.access`); the check runs in an ASGI middleware, before the payload is
+parsed. Each request leaves one audit line with the role, endpoint and pseudonymised customer ids.
+Errors are JSON ``{"error": ..., "field": ...}`` with a 4xx status, or 503 with the reason when the
+models or the store are unavailable; never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import bentoml
+import pandas as pd
+from pydantic import Field
+from starlette.responses import JSONResponse
+
+from crmscore.schema import CROSS_SELL_PRODUCTS
+from crmscore.settings import get_settings
+from serving.access import (
+    ROLE_ENDPOINTS,
+    Pseudonymiser,
+    audit,
+    authorize,
+    check_roles,
+    enable_audit_log,
+)
+from serving.champions import Champions, load_champions
+from serving.errors import (
+    BatchTooLarge,
+    InvalidRequest,
+    ServingError,
+    Unavailable,
+    UnknownCustomer,
+)
+from serving.explain import explain_rows
+from serving.feature_source import OnlineFeatures
+from serving.features_input import validate_feature_rows
+from serving.schemas import (
+    ExplainResponse,
+    ModelName,
+    Product,
+    ReloadResponse,
+    ScoreResponse,
+    TargetsResponse,
+)
+from serving.scoring import propensity_column, score_frame
+from serving.targets import TargetQuery, select_targets, with_reasons
+
+logger = logging.getLogger("crmscore.serving")
+PROTECTED = frozenset().union(*ROLE_ENDPOINTS.values())
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a request works with: one consistent set of champions and the store they read."""
+
+    champions: Champions
+    source: OnlineFeatures
+
+
+class ApiKeyMiddleware:
+    """401 without a known key, 403 when the key's role may not call the endpoint.
+
+    Runs before BentoML parses the body, so an anonymous caller learns nothing about payloads.
+    The role is left in ``request.state.role`` for the audit line.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+        settings = get_settings().serving
+        check_roles(settings.api_keys)
+        enable_audit_log()
+        self.api_keys = dict(settings.api_keys)
+        self.pseudonymise = Pseudonymiser.from_secret(settings.audit_key)
+
+    async def __call__(self, scope, receive, send) -> None:
+        endpoint = scope.get("path", "").strip("/") if scope["type"] == "http" else ""
+        if endpoint in PROTECTED:
+            headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+            }
+            try:
+                role = authorize(headers, endpoint, self.api_keys)
+            except ServingError as error:
+                audit(self.pseudonymise, role="-", endpoint=endpoint, status=error.status)
+                await JSONResponse(error.payload(), status_code=error.status)(scope, receive, send)
+                return
+            scope.setdefault("state", {})["role"] = role
+        await self.app(scope, receive, send)
+
+
+def _customer_score(row: pd.Series) -> dict[str, Any]:
+    """The nested ``CustomerScore`` of one flat :func:`score_frame` row."""
+
+    def ref(name: str) -> dict[str, str]:
+        model, _, version = str(row[f"{name}_model"]).rpartition("/")
+        return {"model": model, "version": version}
+
+    def number(value) -> float | None:
+        return None if pd.isna(value) else float(value)
+
+    best = row["next_best_product"]
+    return {
+        "customer_id": None if pd.isna(row["customer_id"]) else int(row["customer_id"]),
+        "churn": {"probability": float(row["churn_probability"]), **ref("churn")},
+        "credit_risk": {
+            "probability_of_default": float(row["probability_of_default"]),
+            "points": number(row["score_points"]),
+            "has_credit": bool(row["has_credit"]),
+            **ref("credit_risk"),
+        },
+        "cross_sell": {
+            "products": [
+                {
+                    "product": p,
+                    "propensity": number(row[propensity_column(p)]),
+                    "holds": pd.isna(row[propensity_column(p)]),
+                }
+                for p in CROSS_SELL_PRODUCTS
+            ],
+            **ref("cross_sell"),
+        },
+        "value": float(row["value"]),
+        "tier": row["tier"],
+        "tier_reason": row["tier_reason"],
+        "contact_every_days": int(row["contact_every_days"]),
+        "next_best_product": None
+        if best is None or pd.isna(best)
+        else {
+            "product": best,
+            "propensity": float(row[propensity_column(best)]),
+            "expected_value": float(row["next_best_expected_value"]),
+        },
+    }
+
+
+@bentoml.service(
+    name="crmscore",
+    traffic={"timeout": 120},
+    workers=get_settings().serving.workers,
+    http={"port": get_settings().serving.port},
+)
+class CrmScore:
+    """Churn, cross-sell and credit-risk scores with reason codes, for marketing, risk and IT."""
+
+    def __init__(self) -> None:
+        self.settings = get_settings().serving
+        enable_audit_log()
+        self.pseudonymise = Pseudonymiser.from_secret(self.settings.audit_key)
+        self._lock = threading.Lock()
+        self._loaded: Loaded | None = None
+        self._problem = "not loaded yet"
+        self._book: tuple[Loaded, pd.DataFrame, pd.DataFrame] | None = None
+        try:
+            self._loaded = self._load()
+        except Unavailable as error:
+            self._problem = str(error)
+            logger.error("serving is not ready: %s", error)
+
+    # --- state --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _load() -> Loaded:
+        champions = load_champions()
+        source = OnlineFeatures(champions.feature_names())
+        logger.info("loaded champions %s", champions.versions())
+        return Loaded(champions, source)
+
+    def __is_ready__(self) -> bool:
+        return self._loaded is not None
+
+    def _current(self) -> Loaded:
+        loaded = self._loaded
+        if loaded is None:
+            raise Unavailable(f"models or feature store unavailable: {self._problem}")
+        return loaded
+
+    def _all_customers(self, loaded: Loaded) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Features and scores of every customer, computed once per loaded model set."""
+        from serving.batch import all_customer_ids, score_customers
+
+        with self._lock:
+            if self._book is None or self._book[0] is not loaded:
+                ids = all_customer_ids(get_settings().raw_dir)
+                features, scores, _ = score_customers(
+                    loaded.champions, loaded.source, ids, self.settings
+                )
+                self._book = (loaded, features, scores)
+            return self._book[1], self._book[2]
+
+    # --- request plumbing ---------------------------------------------------------------------
+
+    def _respond(self, ctx: bentoml.Context, endpoint: str, customer_ids, work, out):
+        """Run ``work()`` and validate it as ``out``; map :class:`ServingError` to its status;
+        audit either way."""
+        role = getattr(ctx.request.state, "role", "-")
+        try:
+            result = out.model_validate(work())
+            status = 200
+        except ServingError as error:
+            status = error.status
+            result = JSONResponse(error.payload(), status_code=status)
+        except Exception:  # a bug: log it, tell the caller nothing internal
+            logger.exception("unexpected error in /%s", endpoint)
+            status = 500
+            result = JSONResponse({"error": "internal error; see the server log"}, status_code=500)
+        ctx.response.status_code = status
+        audit(
+            self.pseudonymise,
+            role=role,
+            endpoint=endpoint,
+            status=status,
+            customer_ids=customer_ids() if callable(customer_ids) else customer_ids,
+        )
+        return result
+
+    def _check_batch(self, ids: list[int], field: str) -> list[int]:
+        limit = self.settings.max_batch
+        if len(ids) > limit:
+            raise BatchTooLarge(
+                f"{field}: {len(ids)} items exceed the maximum batch size of {limit}", field=field
+            )
+        return list(dict.fromkeys(int(i) for i in ids))
+
+    # --- endpoints ----------------------------------------------------------------------------
+
+    @bentoml.api(route="/score")
+    def score(
+        self,
+        customer_ids: Annotated[list[int], Field(min_length=1, description="Customer ids.")],
+        ctx: bentoml.Context,
+    ) -> ScoreResponse:
+        """Scores of 1 to max_batch customers: churn, cross-sell per product, PD + points, tier,
+        next best product. Unknown ids are listed in ``errors``; the others are scored."""
+
+        def work():
+            ids = self._check_batch(customer_ids, "customer_ids")
+            loaded = self._current()
+            features, unknown = loaded.source.fetch(ids)
+            results = []
+            if not features.empty:
+                scored = score_frame(loaded.champions, features, self.settings)
+                results = [_customer_score(row) for _, row in scored.iterrows()]
+            return {
+                "results": results,
+                "errors": [
+                    {"customer_id": i, "error": "unknown customer: not in the online store"}
+                    for i in unknown
+                ],
+                "models": loaded.champions.versions(),
+            }
+
+        ids = customer_ids[: self.settings.max_batch]
+        return self._respond(ctx, "score", ids, work, ScoreResponse)
+
+    @bentoml.api(route="/explain")
+    def explain(
+        self,
+        customer_id: int,
+        model: ModelName,
+        ctx: bentoml.Context,
+        product: Product | None = None,
+        top_k: Annotated[int | None, Field(ge=1, le=50)] = None,
+    ) -> ExplainResponse:
+        """Top-k reason codes of one customer's score: feature, value, signed SHAP contribution
+        (log-odds) and a sentence. For ``cross_sell`` give ``product`` (default: the customer's
+        next best product). ``base_value + sum(contributions) == raw_score``."""
+
+        def work():
+            loaded = self._current()
+            if product is not None and model != "cross_sell":
+                raise InvalidRequest("product applies only to model 'cross_sell'", field="product")
+            features, unknown = loaded.source.fetch([customer_id])
+            if unknown:
+                raise UnknownCustomer(
+                    f"customer {customer_id} is not in the online store", field="customer_id"
+                )
+            champion = loaded.champions[model]
+            offer = product
+            if model == "cross_sell" and offer is None:
+                scored = score_frame(loaded.champions, features, self.settings)
+                offer = scored["next_best_product"].iloc[0]
+                if offer is None:
+                    raise InvalidRequest(
+                        f"customer {customer_id} has no product to offer; pass product",
+                        field="product",
+                    )
+            k = top_k or self.settings.top_k
+            explanation = explain_rows(champion, features, k, product=offer)[0]
+            points = champion.points([explanation.probability]) if champion.has_scorecard else None
+            return {
+                **explanation.to_dict(),
+                "model": model,
+                "registered_model": champion.registered_name,
+                "version": champion.version,
+                "points": None if points is None else round(float(points[0]), 1),
+            }
+
+        return self._respond(ctx, "explain", [customer_id], work, ExplainResponse)
+
+    @bentoml.api(route="/score_features")
+    def score_features(
+        self,
+        rows: Annotated[
+            list[dict[str, Any]],
+            Field(min_length=1, description="Feature values per customer (see OpenAPI docs)."),
+        ],
+        ctx: bentoml.Context,
+    ) -> ScoreResponse:
+        """Score feature vectors the caller computed: each row maps feature name -> value (null =
+        missing; an optional ``customer_id`` is echoed). Unknown names, wrong types and unseen
+        categories are refused naming the row and field."""
+
+        def work():
+            self._check_batch(list(range(len(rows))), "rows")
+            loaded = self._current()
+            frame = validate_feature_rows(rows, loaded.champions, loaded.source.names)
+            scored = score_frame(loaded.champions, frame, self.settings)
+            if frame["customer_id"].isna().all():
+                scored["customer_id"] = None
+            return {
+                "results": [_customer_score(row) for _, row in scored.iterrows()],
+                "errors": [],
+                "models": loaded.champions.versions(),
+            }
+
+        ids = [r.get("customer_id") for r in rows if isinstance(r.get("customer_id"), int)]
+        return self._respond(ctx, "score_features", ids, work, ScoreResponse)
+
+    @bentoml.api(route="/targets")
+    def targets(
+        self,
+        product: str,
+        ctx: bentoml.Context,
+        top: Annotated[int, Field(ge=1, le=100_000)] = 100,
+        exclude_pd_above: Annotated[float | None, Field(gt=0, le=1)] = None,
+        exclude_holders: bool = True,
+        exclude_churned: bool = True,
+        require_consent: bool = True,
+        contacted_within_days: Annotated[int | None, Field(ge=0)] = None,
+        segments: list[str] | None = None,
+        regions: list[str] | None = None,
+        min_propensity: Annotated[float, Field(ge=0, le=1)] = 0.0,
+        reasons: Annotated[int, Field(ge=0, le=10)] = 3,
+    ) -> TargetsResponse:
+        """A ranked marketing list for ``product``: top N by propensity after the exclusions
+        (holders, PD above ``exclude_pd_above`` (default settings.max_pd), churned, no consent,
+        contacted in the last K days) and segment/region filters; expected value and reasons."""
+        targeted: list[int] = []
+
+        def work():
+            query = TargetQuery(
+                product=product,
+                top=top,
+                max_pd=self.settings.max_pd if exclude_pd_above is None else exclude_pd_above,
+                exclude_holders=exclude_holders,
+                exclude_churned=exclude_churned,
+                require_consent=require_consent,
+                contacted_within_days=contacted_within_days,
+                segments=tuple(segments or ()),
+                regions=tuple(regions or ()),
+                min_propensity=min_propensity,
+                reasons=reasons,
+            ).validate()
+            loaded = self._current()
+            features, scored = self._all_customers(loaded)
+            ranked, excluded = select_targets(query, features, scored, self.settings)
+            eligible = len(scored) - sum(excluded.values())
+            ranked = with_reasons(ranked, features, loaded.champions.cross_sell, reasons)
+            targeted.extend(ranked["customer_id"].tolist())
+            champion = loaded.champions.cross_sell
+            return {
+                "product": product,
+                "targets": ranked.drop(columns=["product"]).to_dict(orient="records"),
+                "eligible": int(eligible),
+                "excluded": excluded,
+                "scored": len(scored),
+                "model": {"model": champion.registered_name, "version": champion.version},
+            }
+
+        return self._respond(ctx, "targets", lambda: targeted, work, TargetsResponse)
+
+    @bentoml.api(route="/reload")
+    def reload(self, ctx: bentoml.Context) -> ReloadResponse:
+        """Reload the champions from the registry. If that fails, the models in use stay (503 with
+        the reason)."""
+
+        def work():
+            try:
+                fresh = self._load()
+            except Unavailable as error:
+                kept = self._loaded
+                note = (
+                    f"; still serving {kept.champions.versions()}" if kept else "; nothing loaded"
+                )
+                raise Unavailable(
+                    f"reload failed, kept the current models: {error}{note}"
+                ) from error
+            with self._lock:
+                self._loaded, self._book, self._problem = fresh, None, ""
+            return {"reloaded": True, "models": fresh.champions.versions()}
+
+        return self._respond(ctx, "reload", [], work, ReloadResponse)
+
+
+CrmScore.add_asgi_middleware(ApiKeyMiddleware)
