@@ -42,17 +42,20 @@ class TrainingSettings(BaseModel):
     #: Months of history a snapshot needs before it is used (features need a look-back window).
     warmup_months: int = 3
     #: The latest snapshots before the gap are the validation set (early stopping, calibration).
-    validation_snapshots: int = 2
+    validation_snapshots: int = 3
     #: Keep at most this many (most recent) training snapshots: bounds time and memory.
     max_train_snapshots: int = 12
     #: Never train on fewer snapshots than this, even if it means a shorter train/test gap.
-    min_train_snapshots: int = 3
+    min_train_snapshots: int = 6
+    #: Share of customers held out of training: validation rows come only from them.
+    holdout_share: float = 0.3
     #: The logistic baseline is fitted on at most this many (randomly drawn) training rows.
     baseline_max_rows: int = 200_000
     #: Rows drawn from the test set to compute SHAP values for the summary plot.
     shap_rows: int = 2_000
     seed: int = 7
-    n_jobs: int = 2
+    #: LightGBM threads. 1 by default: OpenMP threads spin-wait and crawl on a shared, busy box.
+    n_jobs: int = 1
     #: Scorecard: ``base_points`` at ``base_odds`` good:bad, ``points_to_double`` per doubling.
     base_points: float = 600.0
     base_odds: float = 50.0
@@ -75,6 +78,8 @@ class FeatureSettings(BaseModel):
     redis_connection_string: str = "localhost:6379"
     #: A monthly snapshot stays valid this long for point-in-time joins (a month plus slack).
     ttl_days: int = 35
+    #: Rows per online-store write while materialising: bounds memory at 100k+ customers.
+    online_write_batch_size: int = Field(default=10_000, ge=1)
     #: DuckDB threads / memory cap for the feature build; empty means DuckDB's defaults.
     duckdb_threads: int | None = None
     duckdb_memory_limit: str | None = None

@@ -166,3 +166,28 @@ def test_promotion_rule():
     assert not keep.promote and "does not beat" in keep.reason
     assert MODELS["churn"].decide_promotion(0.72, 0.71).promote
     assert MODELS["churn"].decide_promotion(0.5, None).promote
+
+
+def test_split_is_out_of_time_and_validates_on_unseen_customers():
+    from training.split import split_snapshots
+
+    months = [d.date() for d in pd.date_range("2024-04-01", "2025-10-01", freq="MS")]
+    split = split_snapshots(months, 3, validation=3, min_train=6, holdout_share=0.3)
+    assert split.gap_months == 3 and not split.test_holdout_only
+    assert pd.Timestamp(split.valid[-1]) + pd.DateOffset(months=3) <= pd.Timestamp(split.test)
+    assert max(split.train) < min(split.valid)
+    grid = pd.DataFrame(
+        [(c, pd.Timestamp(m)) for c in range(1, 2001) for m in months],
+        columns=["customer_id", "event_timestamp"],
+    )
+    grid["role"] = split.roles(grid)
+    ids = {role: set(rows.customer_id) for role, rows in grid.groupby("role")}
+    assert not ids["train"] & ids["valid"]
+    assert len(ids["valid"]) == pytest.approx(600, rel=0.15)
+    assert len(ids["test"]) == 2000
+    # Twelve-month horizon on 10 snapshots: the gap shrinks, so test customers are held out too.
+    short = split_snapshots(months[:10], 12, validation=3, min_train=6)
+    assert short.test_holdout_only and "shortened" in short.note
+    grid["role"] = short.roles(grid)
+    ids = {role: set(rows.customer_id) for role, rows in grid.groupby("role")}
+    assert not ids["train"] & ids["test"]

@@ -85,5 +85,5 @@ def assemble_training_set(
         for c in inputs
         if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
     ]
-    frame["role"] = [split.role(s) for s in frame["event_timestamp"]]
+    frame["role"] = split.roles(frame)
     return TrainingSet(frame=frame, features=inputs, categorical=categorical)

@@ -256,6 +256,7 @@ def train_model(
         validation=config.validation_snapshots,
         min_train=config.min_train_snapshots,
         max_train=config.max_train_snapshots,
+        holdout_share=config.holdout_share,
     )
 
     step("labels + features")

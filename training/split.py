@@ -1,10 +1,17 @@
 """Out-of-time split by snapshot: train on the past, validate on the recent past, test on the last.
 
-Label windows overlap in time: a training snapshot ``s`` "sees" outcomes up to ``s + horizon``. To
-keep the test snapshot ``T`` honest, every train/validation snapshot satisfies
-``s + gap <= T`` with ``gap = horizon``, so no training label looks into the test window. When the
-data is too short for that (24 months of history and a 12-month default horizon), the gap shrinks
-to the largest value that still leaves ``min_train + validation`` snapshots, and the split says so.
+Two kinds of leak are closed:
+
+- **Across time.** A snapshot ``s`` "sees" outcomes up to ``s + horizon``. Every train/validation
+  snapshot satisfies ``s + gap <= T`` (``T`` the test snapshot, ``gap = horizon``), so no training
+  label looks into the test window. When the data is too short for that (24 months and a 12-month
+  default horizon), the gap shrinks to the largest value that still leaves ``min_train +
+  validation`` snapshots, and the split says so.
+- **Across customers.** Consecutive snapshots of one customer share one future event (a churn in
+  July is a positive at May, June and July). A validation set made of the *same* customers rewards
+  memorising them, and early stopping then runs far too long. So validation rows come from a
+  held-out group of customers (a fixed hash of ``customer_id``) who never appear in training. When
+  the train/test gap had to shrink, the test snapshot is also restricted to that group.
 """
 
 from __future__ import annotations
@@ -12,7 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import pandas as pd
+
+
+def holdout_mask(customer_ids, share: float) -> np.ndarray:
+    """True for the customers in the held-out group: a stable hash, so reruns pick the same ones."""
+    ids = np.asarray(customer_ids).astype("uint64")
+    bucket = (ids * np.uint64(2654435761)) % np.uint64(2**32) % np.uint64(1000)
+    return bucket < np.uint64(round(share * 1000))
 
 
 @dataclass(frozen=True)
@@ -22,12 +37,26 @@ class OutOfTimeSplit:
     test: date
     gap_months: int
     note: str = ""
+    #: Share of customers held out of training (validation rows, and test rows if the gap shrank).
+    holdout_share: float = 0.3
+    horizon_months: int = 0
 
-    def role(self, snapshot) -> str:
-        day = pd.Timestamp(snapshot).date()
-        if day == self.test:
-            return "test"
-        return "valid" if day in self.valid else "train" if day in self.train else "unused"
+    @property
+    def test_holdout_only(self) -> bool:
+        return self.gap_months < self.horizon_months
+
+    def roles(self, frame: pd.DataFrame) -> np.ndarray:
+        """``train``, ``valid``, ``test`` or ``unused`` for each (customer_id, event_timestamp)."""
+        held = holdout_mask(frame["customer_id"], self.holdout_share)
+        day = pd.to_datetime(frame["event_timestamp"])
+        is_test = (day == pd.Timestamp(self.test)).to_numpy()
+        is_valid = day.isin(pd.to_datetime(list(self.valid))).to_numpy()
+        is_train = day.isin(pd.to_datetime(list(self.train))).to_numpy()
+        role = np.full(len(frame), "unused", dtype=object)
+        role[is_train & ~held] = "train"
+        role[is_valid & held] = "valid"
+        role[is_test & (held if self.test_holdout_only else True)] = "test"
+        return role
 
     def as_params(self) -> dict[str, str]:
         return {
@@ -35,6 +64,8 @@ class OutOfTimeSplit:
             "split.valid": ",".join(map(str, self.valid)),
             "split.test": str(self.test),
             "split.gap_months": str(self.gap_months),
+            "split.holdout_share": str(self.holdout_share),
+            "split.test_customers": "holdout group" if self.test_holdout_only else "all",
         }
 
 
@@ -45,6 +76,7 @@ def split_snapshots(
     validation: int = 2,
     min_train: int = 3,
     max_train: int = 12,
+    holdout_share: float = 0.3,
 ) -> OutOfTimeSplit:
     """Split fully labelled month-start ``snapshots`` out of time (see the module docstring)."""
     ordered = sorted(set(snapshots))
@@ -64,7 +96,10 @@ def split_snapshots(
                 )
             )
             train = earlier[: len(earlier) - validation][-max_train:]
-            return OutOfTimeSplit(tuple(train), tuple(earlier[-validation:]), test, gap, note)
+            valid = tuple(earlier[-validation:])
+            return OutOfTimeSplit(
+                tuple(train), valid, test, gap, note, holdout_share, horizon_months
+            )
     raise ValueError(
         f"need at least {validation + min_train + 1} fully labelled snapshots for an out-of-time "
         f"split, found {len(ordered)} ({ordered[0]}..{ordered[-1]}): generate more months of data"
