@@ -53,6 +53,11 @@ def repo_config_dict() -> dict[str, Any]:
         "offline_store": {"type": "duckdb"},
         "online_store": online,
         "entity_key_serialization_version": 3,
+        # Only each customer's latest row is loaded, in bounded batches.
+        "materialization": {
+            "pull_latest_features": True,
+            "online_write_batch_size": section.online_write_batch_size,
+        },
     }
 
 
