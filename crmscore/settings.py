@@ -80,8 +80,6 @@ class FeatureSettings(BaseModel):
     ttl_days: int = 35
     #: Rows per online-store write while materialising: bounds memory at 100k+ customers.
     online_write_batch_size: int = Field(default=10_000, ge=1)
-    #: Rows per online-store write while materialising: bounds memory at 100k+ customers.
-    online_write_batch_size: int = Field(default=10_000, ge=1)
     #: DuckDB threads / memory cap for the feature build; empty means DuckDB's defaults.
     duckdb_threads: int | None = None
     duckdb_memory_limit: str | None = None
