@@ -28,6 +28,8 @@ def build(
     """
     import time
 
+    import duckdb
+
     from crmscore.settings import get_settings
     from features.build import RawDataError, apply, build_feature_tables
 
@@ -36,9 +38,9 @@ def build(
         tables = build_feature_tables(progress=progress)
     except RawDataError as error:
         _fail(str(error))
+    except duckdb.Error as error:  # data the contract allows but the SQL cannot digest
+        _fail(f"feature build failed on {get_settings().raw_dir}: {error}")
     apply()
-    import duckdb
-
     with duckdb.connect() as con:
         for view, path in tables.items():
             rows, snapshots = con.execute(
