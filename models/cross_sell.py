@@ -15,5 +15,5 @@ CROSS_SELL = ModelDefinition(
     feature_service="cross_sell",
     oracle_outcome="cross_sell",
     key_features=("product",),
-    lgbm_overrides={"num_leaves": 63},
+    lgbm_overrides={"num_leaves": 31},
 )

@@ -191,3 +191,18 @@ def test_split_is_out_of_time_and_validates_on_unseen_customers():
     grid["role"] = short.roles(grid)
     ids = {role: set(rows.customer_id) for role, rows in grid.groupby("role")}
     assert not ids["train"] & ids["test"]
+
+
+def test_train_command_names_missing_data(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from crmscore.cli import app
+
+    monkeypatch.setenv("CRMSCORE_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["train", "churn", "--no-progress"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "raw table 'accounts' not found" in result.output

@@ -6,6 +6,7 @@ the command runs, so ``crmscore --help`` stays instant.
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 
 import typer
@@ -41,7 +42,7 @@ def train(
     from models import MODELS
     from training.pipeline import STEPS, train_model
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 110)
     names = list(MODELS) if model is ModelChoice.all else [model.value]
     results = []
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
@@ -62,26 +63,14 @@ def train(
             bars.update(task, completed=len(STEPS), description=f"{name}: done (v{result.version})")
             results.append(result)
 
-    table = Table(title="crmscore train: test snapshot results")
-    headers = (
-        "model",
-        "version",
-        "AUC",
-        "baseline AUC",
-        "oracle AUC",
-        "gap",
-        "KS",
-        "Brier",
-        "top-decile lift",
-        "champion",
-    )
+    table = Table(title="crmscore train: results on the test snapshot")
+    headers = ("model", "AUC", "baseline", "oracle", "gap", "KS", "Brier", "lift@10%", "champion")
     for header in headers:
         table.add_column(header, justify="left" if header in ("model", "champion") else "right")
     for result in results:
         row = result.summary()
         table.add_row(
-            row["model"],
-            f"v{row['version']}",
+            f"{row['model']} v{row['version']}",
             _fmt(row["auc"]),
             _fmt(row["baseline_auc"]),
             _fmt(row["oracle_auc"]),
