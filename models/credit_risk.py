@@ -14,12 +14,15 @@ CREDIT_RISK = ModelDefinition(
     feature_service="credit_risk",
     oracle_outcome="default",
     monotone={
-        "*days_past_due*": 1,
+        # First match wins: "months since delinquency" must not fall under "*delinq*".
+        "*months_since_delinquency*": -1,
         "*dpd*": 1,
+        "*days_past_due*": 1,
         "*delinq*": 1,
-        "*missed*": 1,
-        "*utili*ation*": 1,
+        "*utili*ation": 1,
         "*overdraft*": 1,
+        "*debt_service_ratio*": 1,
+        "*salary_months*": -1,
         "*salary_regularity*": -1,
     },
     calibrate=True,

@@ -159,6 +159,13 @@ def test_scorecard_points_fall_as_default_probability_rises():
 def test_monotone_constraints_resolve_by_feature_name():
     features = ["max_days_past_due_6m", "utilisation", "salary_regularity_6m", "income_band"]
     assert CREDIT_RISK.monotone_constraints(features) == [1, 1, -1, 0]
+    feast_names = [
+        "credit_months_since_delinquency",
+        "credit_months_30dpd_12m",
+        "credit_utilisation_change_3m",
+        "txn_salary_months_12m",
+    ]
+    assert CREDIT_RISK.monotone_constraints(feast_names) == [-1, 1, 0, -1]
 
 
 def test_promotion_rule():
