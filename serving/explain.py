@@ -54,19 +54,20 @@ class Explanation:
         return asdict(self)
 
 
-def contributions(model, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """``(per-feature contributions, base values)`` for every row of ``frame`` (raw space)."""
+def contributions(model, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """``(per-feature contributions, base values, raw scores)`` for every row of ``frame``.
+
+    The raw score is predicted separately by the booster (not summed from the contributions), so
+    the additivity ``base + sum(contributions) == raw`` is a real check, not a tautology.
+    """
     prepared = model.prepare(frame)
     matrix = np.asarray(model.booster.predict(prepared, pred_contrib=True))
+    raw = np.asarray(model.booster.predict(prepared, raw_score=True))
     return (
         pd.DataFrame(matrix[:, :-1], columns=model.features, index=frame.index),
         matrix[:, -1],
+        raw,
     )
-
-
-def raw_scores(model, frame: pd.DataFrame) -> np.ndarray:
-    """The booster's raw (log-odds) score: what contributions add up to."""
-    return np.asarray(model.booster.predict(model.prepare(frame), raw_score=True))
 
 
 def _plain(value) -> float | str | None:
@@ -138,8 +139,7 @@ def explain_rows(
         if product is None:
             raise ValueError("the cross_sell model explains one product: pass product=...")
         frame["product"] = product
-    contrib, base = contributions(model, frame)
-    raw = raw_scores(model, frame)
+    contrib, base, raw = contributions(model, frame)
     probability = model.predict_proba(frame)
     out = []
     for i in range(len(frame)):

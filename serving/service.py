@@ -157,7 +157,7 @@ class CrmScore:
         self.settings = get_settings().serving
         enable_audit_log()
         self.pseudonymise = Pseudonymiser.from_secret(self.settings.audit_key)
-        self._lock = threading.Lock()
+        self._book_lock = threading.Lock()
         self._loaded: Loaded | None = None
         self._problem = "not loaded yet"
         self._book: tuple[Loaded, pd.DataFrame, pd.DataFrame] | None = None
@@ -166,6 +166,8 @@ class CrmScore:
         except Unavailable as error:
             self._problem = str(error)
             logger.error("serving is not ready: %s", error)
+        else:
+            self._warm(self._loaded)
 
     # --- state --------------------------------------------------------------------------------
 
@@ -185,13 +187,27 @@ class CrmScore:
             raise Unavailable(f"models or feature store unavailable: {self._problem}")
         return loaded
 
+    def _warm(self, loaded: Loaded) -> None:
+        """Score the whole book in the background so the first /targets call does not wait."""
+
+        def run() -> None:
+            try:
+                self._all_customers(loaded)
+            except Exception as error:  # /targets will report it when asked
+                logger.warning("could not pre-score the customer book: %s", error)
+
+        threading.Thread(target=run, name="crmscore-book", daemon=True).start()
+
     def _all_customers(self, loaded: Loaded) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Features and scores of every customer, computed once per loaded model set."""
         from serving.batch import all_customer_ids, score_customers
 
-        with self._lock:
+        with self._book_lock:
             if self._book is None or self._book[0] is not loaded:
-                ids = all_customer_ids(get_settings().raw_dir)
+                try:
+                    ids = all_customer_ids(get_settings().raw_dir)
+                except FileNotFoundError as error:
+                    raise Unavailable(f"customer list unavailable: {error}") from error
                 features, scores, _ = score_customers(
                     loaded.champions, loaded.source, ids, self.settings
                 )
@@ -406,8 +422,10 @@ class CrmScore:
                 raise Unavailable(
                     f"reload failed, kept the current models: {error}{note}"
                 ) from error
-            with self._lock:
-                self._loaded, self._book, self._problem = fresh, None, ""
+            # One reference swap: requests in flight keep the set they started with; the book of
+            # scores is keyed by that set, so the next /targets rescores with the new models.
+            self._loaded, self._problem = fresh, ""
+            self._warm(fresh)
             return {"reloaded": True, "models": fresh.champions.versions()}
 
         return self._respond(ctx, "reload", [], work, ReloadResponse)
