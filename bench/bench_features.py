@@ -13,6 +13,10 @@ Timings are the best of ``--repeat`` runs (default 2) because the machine may be
 
     .venv/bin/python bench/bench_features.py --customers 100000
     .venv/bin/python bench/bench_features.py --customers 2000 --rows 20000   # a quick check
+    # the Redis online store:
+    CRMSCORE_FEATURES__ONLINE_STORE=redis \
+    CRMSCORE_FEATURES__REDIS_CONNECTION_STRING=127.0.0.1:6379 \
+        .venv/bin/python bench/bench_features.py
 
 The generated bank is cached under ``bench/results/`` (git-ignored) and reused by later runs.
 """
