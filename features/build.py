@@ -11,6 +11,7 @@ failed build never leaves a half-written table behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -53,7 +54,10 @@ def connect(raw_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     raw_dir = Path(raw_dir or settings.raw_dir)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")  # the build shows its own, per step
+    # The build shows its own bar, per step. Inside Jupyter without ipywidgets DuckDB refuses to
+    # touch the setting at all; its own bar is then off anyway.
+    with contextlib.suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false")
     if settings.features.duckdb_threads:
         con.execute(f"SET threads = {int(settings.features.duckdb_threads)}")
     if settings.features.duckdb_memory_limit:
