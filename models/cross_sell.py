@@ -3,7 +3,9 @@
 One pooled model scores every (customer, product) pair, with the product as a categorical input:
 the customer-level signals (idle funds, income, app browsing, life stage) are shared across the six
 products, rare products borrow strength from common ones, and one registered model serves every
-offer. Trees split on ``product`` wherever a signal means something different per product.
+offer. Trees split on ``product`` wherever a signal means something different per product, and
+per-product columns are also *aligned* to the row's product (``int_page_views_offered_3m`` = page
+views of the product on offer), so the strongest trigger means the same for every product.
 """
 
 from models.definition import ModelDefinition
@@ -15,5 +17,7 @@ CROSS_SELL = ModelDefinition(
     feature_service="cross_sell",
     oracle_outcome="cross_sell",
     key_features=("product",),
-    lgbm_overrides={"num_leaves": 31},
+    align_by_key=True,
+    # Column sampling would drop `product` from many trees; a pooled model needs it in each.
+    lgbm_overrides={"num_leaves": 31, "colsample_bytree": 1.0},
 )

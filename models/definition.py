@@ -59,6 +59,8 @@ class ModelDefinition:
     lgbm_overrides: Mapping[str, Any] = field(default_factory=dict)
     #: Label-frame columns that are also model inputs (cross_sell: ``product``).
     key_features: tuple[str, ...] = ()
+    #: Add "aligned" inputs that read each row's own key column (:mod:`training.alignment`).
+    align_by_key: bool = False
     #: Known directions, by feature-name pattern (``fnmatch``): +1 = the score may only rise with
     #: the feature, -1 = only fall. Resolved against the actual feature list at fit time.
     monotone: Mapping[str, int] = field(default_factory=dict)

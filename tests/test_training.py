@@ -213,3 +213,22 @@ def test_train_command_names_missing_data(tmp_path, monkeypatch):
         get_settings.cache_clear()
     assert result.exit_code == 1
     assert "raw table 'accounts' not found" in result.output
+
+
+def test_aligned_columns_read_the_offered_products_column():
+    from training.alignment import add_aligned_columns, alignment_templates
+
+    columns = ["views_mortgage_3m", "views_insurance_3m", "credit_card_utilisation", "age"]
+    templates = alignment_templates(columns, ["insurance", "mortgage"])
+    assert templates == {
+        "views_offered_3m": {"mortgage": "views_mortgage_3m", "insurance": "views_insurance_3m"}
+    }
+    frame = pd.DataFrame(
+        {
+            "product": ["mortgage", "insurance"],
+            "views_mortgage_3m": [5, 7],
+            "views_insurance_3m": [1, 2],
+        }
+    )
+    aligned = add_aligned_columns(frame, "product", templates)
+    assert aligned["views_offered_3m"].tolist() == [5.0, 2.0]

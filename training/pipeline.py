@@ -28,6 +28,7 @@ from crmscore.settings import get_settings
 from models import get_definition
 from models.definition import ModelDefinition, PromotionDecision
 from training import metrics
+from training.alignment import add_aligned_columns, alignment_templates
 from training.dataset import (
     ENTITY,
     TrainingSet,
@@ -261,6 +262,13 @@ def train_model(
 
     step("labels + features")
     data = assemble_training_set(definition, split, raw_dir, training_set or feast_training_set())
+    alignment_key = definition.key_features[0] if definition.align_by_key else None
+    alignment = {}
+    if alignment_key:
+        levels = sorted(data.frame[alignment_key].dropna().astype(str).unique())
+        alignment = alignment_templates(data.features, levels)
+        data.frame = add_aligned_columns(data.frame, alignment_key, alignment)
+        data.features = [*data.features, *alignment]
     categories = categorical_levels(data.part("train"), data.categorical)
     frame = data.frame
     frame[data.features] = prepare_features(frame, data.features, categories)
@@ -279,6 +287,8 @@ def train_model(
         estimator=estimator,
         calibrator=calibrator,
         scorecard=Scorecard.from_settings() if definition.scorecard else None,
+        alignment_key=alignment_key,
+        alignment=alignment,
         metadata={"feature_service": definition.feature_service, "test_snapshot": str(split.test)},
     )
     baseline = logistic_baseline(data, train)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from training.alignment import add_aligned_columns
 from training.scorecard import Scorecard
 
 
@@ -51,6 +52,9 @@ class ScoringModel:
     estimator: Any  # lightgbm.LGBMClassifier, fitted
     calibrator: Any = None  # sklearn CalibratedClassifierCV over the frozen estimator, or None
     scorecard: Scorecard | None = None
+    #: Product-aligned inputs (``training.alignment``): the key column and the templates.
+    alignment_key: str | None = None
+    alignment: dict[str, dict[str, str]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -59,6 +63,9 @@ class ScoringModel:
         return self.estimator.booster_
 
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model's input matrix: aligned columns added, features in order, levels fixed."""
+        if self.alignment and not set(self.alignment) <= set(frame.columns):
+            frame = add_aligned_columns(frame, self.alignment_key, self.alignment)
         return prepare_features(frame, self.features, self.categories)
 
     def raw_proba(self, frame: pd.DataFrame) -> np.ndarray:
