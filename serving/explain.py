@@ -54,8 +54,10 @@ class Explanation:
         return asdict(self)
 
 
-def contributions(model, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """``(per-feature contributions, base values, raw scores)`` for every row of ``frame``.
+def contributions(model, frame: pd.DataFrame) -> tuple:
+    """``(contributions, base values, raw scores, model inputs)`` for every row of ``frame``.
+
+    ``model inputs`` is the prepared matrix: the values the booster saw, derived inputs included.
 
     The raw score is predicted separately by the booster (not summed from the contributions), so
     the additivity ``base + sum(contributions) == raw`` is a real check, not a tautology.
@@ -67,6 +69,7 @@ def contributions(model, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray,
         pd.DataFrame(matrix[:, :-1], columns=model.features, index=frame.index),
         matrix[:, -1],
         raw,
+        prepared,
     )
 
 
@@ -87,16 +90,34 @@ def format_value(value) -> str:
     return str(value)
 
 
-def sentence(feature: str, value, contribution: float, model: str, product: str | None) -> str:
-    """``"<what the feature measures> is <value>: raises|lowers <outcome>."``"""
+def describe_input(model, feature: str, product: str | None) -> str:
+    """What ``feature`` measures, from the feature store's description.
+
+    Inputs the model derives itself (cross-sell's product-aligned columns, e.g.
+    ``int_page_views_offered_3m``) are described by the store column they were read from for the
+    offered product (``int_page_views_mortgage_3m``).
+    """
     from features.catalog import describe
 
     if feature in KEY_INPUTS:
-        head = "The product offered"
-    else:
-        # The first clause, without a trailing aside: "Days since the last salary credit".
-        head = re.sub(r"\s*\([^)]*\)$", "", describe(feature).split(";")[0].strip().rstrip("."))
-    outcome = OUTCOMES.get(model, "the score").format(product=(product or "").replace("_", " "))
+        return "The product offered"
+    try:
+        return describe(feature)
+    except KeyError:
+        sources = getattr(model.scoring_model, "alignment", {}).get(feature, {})
+        if product in sources:
+            return describe(sources[product])
+        return feature.replace("_", " ").capitalize()
+
+
+def sentence(feature: str, value, contribution: float, model, product: str | None) -> str:
+    """``"<what the feature measures> is <value>: raises|lowers <outcome>."``"""
+    # The first clause, without a trailing aside: "Days since the last salary credit".
+    text = describe_input(model, feature, product)
+    head = re.sub(r"\s*\([^)]*\)$", "", text.split(";")[0].strip().rstrip("."))
+    outcome = OUTCOMES.get(model.name, "the score").format(
+        product=(product or "").replace("_", " ")
+    )
     verb = "raises" if contribution > 0 else "lowers"
     return f"{head} is {format_value(value)}: {verb} {outcome}."
 
@@ -120,7 +141,7 @@ def reason_codes(
             feature=name,
             value=_plain(row[name]),
             contribution=float(contribution[name]),
-            sentence=sentence(name, row[name], float(contribution[name]), model.name, product),
+            sentence=sentence(name, row[name], float(contribution[name]), model, product),
         )
         for name in order
         if contribution[name] != 0
@@ -139,11 +160,11 @@ def explain_rows(
         if product is None:
             raise ValueError("the cross_sell model explains one product: pass product=...")
         frame["product"] = product
-    contrib, base, raw = contributions(model, frame)
+    contrib, base, raw, inputs = contributions(model, frame)
     probability = model.predict_proba(frame)
     out = []
     for i in range(len(frame)):
-        row = frame.loc[i, model.features]
+        row = inputs.iloc[i].astype(object)
         out.append(
             Explanation(
                 model=model.name,

@@ -38,8 +38,16 @@ class OnlineFeatures:
     def __init__(self, names: list[str]) -> None:
         from features.catalog import view_of
 
-        self.names = list(dict.fromkeys([*names, *RULE_FEATURES]))
-        self.refs = [f"{view_of(name)}:{name}" for name in self.names]
+        views = {}
+        for name in dict.fromkeys([*names, *RULE_FEATURES]):
+            try:
+                views[name] = view_of(name)
+            except KeyError:
+                # Not a store feature: an input the model derives itself inside ``prepare`` (e.g.
+                # cross-sell's product-aligned columns). A truly missing input still fails there.
+                continue
+        self.names = list(views)
+        self.refs = [f"{view}:{name}" for name, view in views.items()]
         self.store = self._connect()
 
     @staticmethod

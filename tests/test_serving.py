@@ -282,6 +282,7 @@ def test_explain_contributions_add_up_to_the_raw_score(server, model, product):
         verb = "raises" if reason["contribution"] > 0 else "lowers"
         assert verb in reason["sentence"] and reason["sentence"].endswith(".")
         assert reason["contribution"] == body["contributions"][reason["feature"]]
+        assert "offered" not in reason["sentence"]  # derived inputs read as their store column
     score = call(server, "score", {"customer_ids": [7]}).json()["results"][0]
     if model == "churn":  # uncalibrated: the probability is the sigmoid of the raw score
         assert body["probability"] == pytest.approx(1 / (1 + math.exp(-body["raw_score"])))

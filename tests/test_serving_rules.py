@@ -115,3 +115,24 @@ def test_outputs_are_atomic_and_typed(tmp_path):
     with pytest.raises(Exception):  # noqa: B017 - whatever pyarrow raises, nothing may remain
         write_table(unwritable, tmp_path / "bad.parquet")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_reason_sentences_read_like_the_feature_store_descriptions():
+    from types import SimpleNamespace
+
+    from serving.explain import sentence
+
+    aligned = {"int_page_views_offered_3m": {"mortgage": "int_page_views_mortgage_3m"}}
+    model = SimpleNamespace(name="cross_sell", scoring_model=SimpleNamespace(alignment=aligned))
+    text = sentence("int_page_views_offered_3m", 5.0, 0.4, model, "mortgage")
+    assert text == (
+        "Views of the mortgage product page, last 3 months is 5: raises the chance of opening a "
+        "mortgage."
+    )
+    churn = SimpleNamespace(name="churn", scoring_model=SimpleNamespace())
+    assert sentence("txn_days_since_salary", 62.0, 0.8, churn, None) == (
+        "Days since the last salary credit is 62: raises churn risk."
+    )
+    assert sentence("txn_days_since_salary", None, -0.1, churn, None).endswith(
+        "is unknown: lowers churn risk."
+    )
