@@ -112,7 +112,8 @@ def _client(args: tuple[str, list[list[int]]]) -> int:
     with httpx.Client(headers={"X-API-Key": KEY}, timeout=120) as client:
         for batch in batches:
             response = client.post(f"{url}/score", json={"customer_ids": batch})
-            response.raise_for_status()
+            if response.status_code != 200:  # a plain message: HTTPStatusError does not pickle
+                raise RuntimeError(f"/score answered {response.status_code}: {response.text}")
             scored += len(response.json()["results"])
     return scored
 
