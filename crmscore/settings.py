@@ -49,6 +49,9 @@ class TrainingSettings(BaseModel):
     min_train_snapshots: int = 6
     #: Share of customers held out of training: validation rows come only from them.
     holdout_share: float = 0.3
+    #: After early stopping, refit the booster on train + validation rows (not for calibrated
+    #: models, nor when the test rows are the held-out customers).
+    refit: bool = True
     #: The logistic baseline is fitted on at most this many (randomly drawn) training rows.
     baseline_max_rows: int = 200_000
     #: Rows drawn from the test set to compute SHAP values for the summary plot.
