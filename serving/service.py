@@ -99,7 +99,7 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
 
-def _customer_score(row: pd.Series) -> dict[str, Any]:
+def _customer_score(row: dict[str, Any]) -> dict[str, Any]:
     """The nested ``CustomerScore`` of one flat :func:`score_frame` row."""
 
     def ref(name: str) -> dict[str, str]:
@@ -266,7 +266,7 @@ class CrmScore:
             results = []
             if not features.empty:
                 scored = score_frame(loaded.champions, features, self.settings)
-                results = [_customer_score(row) for _, row in scored.iterrows()]
+                results = [_customer_score(row) for row in scored.to_dict(orient="records")]
             return {
                 "results": results,
                 "errors": [
@@ -345,7 +345,7 @@ class CrmScore:
             if frame["customer_id"].isna().all():
                 scored["customer_id"] = None
             return {
-                "results": [_customer_score(row) for _, row in scored.iterrows()],
+                "results": [_customer_score(row) for row in scored.to_dict(orient="records")],
                 "errors": [],
                 "models": loaded.champions.versions(),
             }
