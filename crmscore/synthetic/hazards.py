@@ -52,19 +52,28 @@ class Observed:
 
 
 def churn_hazard(o: Observed) -> np.ndarray:
-    """Monthly probability the customer closes all accounts."""
+    """Monthly probability the customer closes all accounts.
+
+    Beyond the additive signals, churn has thresholds and interactions (DOMAIN.md): a month with
+    no activity at all, a new customer left with an unresolved complaint, a salary moving away
+    from a thin relationship. A linear model cannot express them; trees can.
+    """
     activity = np.log1p(o.tx_last)
+    salary_moved = (o.months_since_salary >= 2) & (o.months_since_salary < 90)
     z = (
         -4.5
         - 1.4 * (activity - 2.7)
         - 1.8 * (activity - np.log1p(o.tx_prev))  # falling activity
-        + 2.2 * ((o.months_since_salary >= 2) & (o.months_since_salary < 90))  # salary moved away
+        + 2.2 * salary_moved
         + 1.2 * np.minimum(o.pending_complaints, 3)
         + 0.4 * o.complaints_3m
         - 0.5 * (o.n_products - 2)
         - 0.3 * np.log1p(o.tenure_years)
         + 0.9 * ((o.last_satisfaction >= 1) & (o.last_satisfaction <= 2))
         - 0.6 * (o.last_satisfaction == 5)
+        + 1.2 * (o.tx_last == 0)  # dormant last month
+        + 1.2 * ((o.pending_complaints > 0) & (o.tenure_years < 2))
+        + 1.0 * (salary_moved & (o.n_products <= 2))
     )
     return sigmoid(z) * (o.arrears == 0)  # customers in arrears cannot simply leave
 
