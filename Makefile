@@ -15,7 +15,7 @@ install: $(STAMP)
 
 # Demo-only API keys (one per role) so the README's curl examples work; a real deployment sets
 # CRMSCORE_SERVING__API_KEYS in its environment or secret store.
-DEMO_KEYS ?= {"demo-marketing": "marketing", "demo-risk": "risk", "demo-service": "service"}
+DEMO_KEYS ?= {"demo-marketing": "marketing", "demo-risk": "risk", "demo-service": "service", "demo-admin": "admin"}
 
 ## Generate the demo bank, build features, train the three models, start the scoring server.
 demo: $(STAMP)
@@ -23,7 +23,8 @@ demo: $(STAMP)
 	$(BIN)/crmscore features build
 	$(BIN)/crmscore features materialize
 	$(BIN)/crmscore train all
-	CRMSCORE_SERVING__API_KEYS='$(DEMO_KEYS)' $(BIN)/crmscore serve
+	CRMSCORE_SERVING__API_KEYS='$(DEMO_KEYS)' CRMSCORE_SERVING__AUDIT_KEY=demo-audit \
+		$(BIN)/crmscore serve
 
 ## Lint and run the whole test suite (what CI runs).
 test: $(STAMP)
