@@ -448,63 +448,49 @@ def _check_balance_floor(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
     )
 
 
-def _check_not_before_open(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
-    """A transaction cannot be posted before its account was opened."""
-    tx, accounts = tables.get("transactions"), tables.get("accounts")
-    if not _has(tx, "account_id", "ts") or not _has(accounts, "account_id", "open_date"):
-        return []
-    rows, found = _lookup(accounts, "account_id", tx["account_id"])
-    opened = accounts["open_date"].to_numpy()[rows]
-    early = found & _mask(tx["ts"].to_numpy() < opened)
-    detail = "must not be before the account's accounts.open_date"
-    context = {"open_date": (accounts["open_date"], rows)}
-    return _problems(
-        TABLES["transactions"], tx, early, "not_before_open", detail, "ts", (), context
-    )
+@dataclass(frozen=True)
+class _Chronology:
+    """``table.column`` must not lie before (or after the day of) a date on the referenced row.
+
+    E.g. a transaction (``transactions.ts``) cannot precede its account's ``open_date``.
+    """
+
+    table: str
+    column: str
+    key: str
+    parent: str
+    parent_column: str
+    rule: str
+    detail: str
+    after: bool = False  # False: not before the parent date; True: not after its day
+
+    def __call__(self, tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
+        child, parent = tables.get(self.table), tables.get(self.parent)
+        if not _has(child, self.key, self.column) or not _has(
+            parent, self.key, self.parent_column
+        ):
+            return []
+        rows, found = _lookup(parent, self.key, child[self.key])
+        bound = parent[self.parent_column].to_numpy()[rows]
+        value = child[self.column].to_numpy()
+        broken = value >= bound + np.timedelta64(1, "D") if self.after else value < bound
+        context = {self.parent_column: (parent[self.parent_column], rows)}
+        return _problems(
+            TABLES[self.table], child, found & _mask(broken), self.rule, self.detail,
+            self.column, (), context,
+        )  # fmt: skip
 
 
-def _check_not_after_close(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
-    """Nothing is posted to an account after the day it was closed."""
-    tx, accounts = tables.get("transactions"), tables.get("accounts")
-    if not _has(tx, "account_id", "ts") or not _has(accounts, "account_id", "close_date"):
-        return []
-    rows, found = _lookup(accounts, "account_id", tx["account_id"])
-    day_after_close = accounts["close_date"].to_numpy()[rows] + np.timedelta64(1, "D")
-    late = found & _mask(tx["ts"].to_numpy() >= day_after_close)
-    detail = "must not be after the day of the account's accounts.close_date"
-    context = {"close_date": (accounts["close_date"], rows)}
-    return _problems(TABLES["transactions"], tx, late, "not_after_close", detail, "ts", (), context)
-
-
-def _check_status_after_open(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
-    """A credit status month cannot end before its account was opened."""
-    status, accounts = tables.get("credit_status"), tables.get("accounts")
-    if not _has(status, "account_id", "month") or not _has(accounts, "account_id", "open_date"):
-        return []
-    rows, found = _lookup(accounts, "account_id", status["account_id"])
-    early = found & _mask(status["month"].to_numpy() < accounts["open_date"].to_numpy()[rows])
-    detail = "must not be before the account's accounts.open_date"
-    context = {"open_date": (accounts["open_date"], rows)}
-    return _problems(
-        TABLES["credit_status"], status, early, "not_before_open", detail, "month", (), context
-    )
-
-
-def _check_opened_after_join(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
-    """A customer's accounts cannot open before the customer joined the bank."""
-    accounts, customers = tables.get("accounts"), tables.get("customers")
-    if not _has(accounts, "customer_id", "open_date") or not _has(
-        customers, "customer_id", "join_date"
-    ):
-        return []
-    rows, found = _lookup(customers, "customer_id", accounts["customer_id"])
-    joined = customers["join_date"].to_numpy()[rows]
-    early = found & _mask(accounts["open_date"].to_numpy() < joined)
-    detail = "must not be before the customer's customers.join_date"
-    context = {"join_date": (customers["join_date"], rows)}
-    return _problems(
-        TABLES["accounts"], accounts, early, "not_before_join", detail, "open_date", (), context
-    )
+_CHRONOLOGY = (
+    _Chronology("transactions", "ts", "account_id", "accounts", "open_date", "not_before_open",
+                "must not be before the account's accounts.open_date"),
+    _Chronology("transactions", "ts", "account_id", "accounts", "close_date", "not_after_close",
+                "must not be after the day of the account's accounts.close_date", after=True),
+    _Chronology("credit_status", "month", "account_id", "accounts", "open_date",
+                "not_before_open", "must not be before the account's accounts.open_date"),
+    _Chronology("accounts", "open_date", "customer_id", "customers", "join_date",
+                "not_before_join", "must not be before the customer's customers.join_date"),
+)  # fmt: skip
 
 
 def _check_credit_products_only(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
@@ -524,10 +510,7 @@ def _check_credit_products_only(tables: Mapping[str, pd.DataFrame]) -> list[Prob
 
 CROSS_TABLE_CHECKS: tuple[Callable[[Mapping[str, pd.DataFrame]], list[Problem]], ...] = (
     _check_balance_floor,
-    _check_not_before_open,
-    _check_not_after_close,
-    _check_status_after_open,
-    _check_opened_after_join,
+    *_CHRONOLOGY,
     _check_credit_products_only,
 )
 
