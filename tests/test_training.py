@@ -1,13 +1,9 @@
-"""The shared training pipeline end to end on a small generated bank.
-
-Features come through the feature-store contract ``(entity_df, service) -> entity_df + features``.
-Here a compact DuckDB stand-in computes a few point-in-time features from the raw tables, so these
-tests exercise training, MLflow and the registry without building the Feast repository.
-"""
+"""The shared training pipeline end to end on a small generated bank, through the real stack:
+synthetic raw tables -> DuckDB feature tables registered in Feast -> training -> MLflow registry
+(a temporary SQLite store) -> champion loaded back."""
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,53 +14,10 @@ from training.pipeline import train_model
 from training.registry import load_champion
 from training.scorecard import Scorecard
 
-STAND_IN_SQL = """
-WITH e AS (SELECT DISTINCT customer_id, event_timestamp AS s FROM entities),
-acc AS (SELECT * FROM read_parquet('{raw}/accounts/*.parquet')),
-tx AS (SELECT a.customer_id, t.* FROM read_parquet('{raw}/transactions/*.parquet') t
-       JOIN acc a USING (account_id)),
-ix AS (SELECT * FROM read_parquet('{raw}/interactions/*.parquet')),
-cs AS (SELECT a.customer_id, a.limit_amount, c.*
-       FROM read_parquet('{raw}/credit_status/*.parquet') c JOIN acc a USING (account_id)),
-cu AS (SELECT * FROM read_parquet('{raw}/customers/*.parquet'))
-SELECT e.customer_id, e.s AS event_timestamp, any_value(cu.income_band) AS income_band,
-  (SELECT count(*) FROM tx WHERE tx.customer_id = e.customer_id AND tx.ts < e.s
-      AND tx.ts >= e.s - INTERVAL 3 MONTH) AS tx_count_3m,
-  (SELECT count(*) FROM tx WHERE tx.customer_id = e.customer_id AND tx.ts < e.s - INTERVAL 3 MONTH
-      AND tx.ts >= e.s - INTERVAL 6 MONTH) AS tx_count_prev_3m,
-  (SELECT count(*) FROM tx WHERE tx.customer_id = e.customer_id AND tx.type = 'salary'
-      AND tx.ts < e.s AND tx.ts >= e.s - INTERVAL 6 MONTH) AS salary_regularity_6m,
-  (SELECT count(*) FROM acc WHERE acc.customer_id = e.customer_id AND acc.open_date < e.s
-      AND (acc.close_date IS NULL OR acc.close_date >= e.s)) AS open_accounts,
-  (SELECT count(*) FROM ix WHERE ix.customer_id = e.customer_id AND ix.ts < e.s
-      AND ix.ts >= e.s - INTERVAL 3 MONTH AND ix.kind = 'complaint') AS complaints_3m,
-  (SELECT count(*) FROM ix WHERE ix.customer_id = e.customer_id AND ix.ts < e.s
-      AND ix.ts >= e.s - INTERVAL 3 MONTH AND ix.kind = 'product_page_view') AS page_views_3m,
-  (SELECT max(days_past_due) FROM cs WHERE cs.customer_id = e.customer_id
-      AND cs.month < e.s AND cs.month >= e.s - INTERVAL 6 MONTH) AS max_days_past_due_6m,
-  (SELECT sum(balance) / nullif(sum(limit_amount), 0) FROM cs WHERE cs.customer_id = e.customer_id
-      AND cs.month = e.s - INTERVAL 1 DAY) AS utilisation
-FROM e JOIN cu USING (customer_id)
-GROUP BY ALL
-"""
-
-
-def stand_in_training_set(raw_dir):
-    """The feature-store contract, computed directly from raw tables for tests."""
-
-    def get_training_set(entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
-        con = duckdb.connect()
-        con.register("entities", entity_df)
-        features = con.execute(STAND_IN_SQL.format(raw=raw_dir)).df()
-        features["event_timestamp"] = features["event_timestamp"].astype("datetime64[ns]")
-        return entity_df.merge(features, on=["customer_id", "event_timestamp"], how="left")
-
-    return get_training_set
-
 
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory):
-    """A small synthetic bank and an empty MLflow store, wired in through the settings."""
+    """A small synthetic bank with its Feast feature store and an empty MLflow store."""
     from crmscore.synthetic import BankConfig, generate_bank
 
     root = tmp_path_factory.mktemp("training")
@@ -74,6 +27,10 @@ def bank(tmp_path_factory):
     env.setenv("CRMSCORE_TRAINING__TRACKING_URI", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
     env.setenv("CRMSCORE_TRAINING__SHAP_ROWS", "300")
     get_settings.cache_clear()
+    from features.build import apply, build_feature_tables
+
+    build_feature_tables(progress=False)
+    apply()
     yield root
     env.undo()
     get_settings.cache_clear()
@@ -84,8 +41,7 @@ FAST = {"n_estimators": 300, "learning_rate": 0.1, "early_stopping_rounds": 20}
 
 @pytest.fixture(scope="module")
 def first_runs(bank):
-    source = stand_in_training_set(get_settings().raw_dir)
-    return {name: train_model(name, training_set=source, lgbm_overrides=FAST) for name in MODELS}
+    return {name: train_model(name, lgbm_overrides=FAST) for name in MODELS}
 
 
 def test_each_model_is_registered_with_metrics_and_a_champion(first_runs):
@@ -111,14 +67,15 @@ def test_champion_scores_and_explains(first_runs, bank):
     import shap
 
     champion = load_champion("credit_risk")
-    source = stand_in_training_set(get_settings().raw_dir)
+    from features.training_set import get_training_set
+
     entities = pd.DataFrame(
         {
             "customer_id": np.arange(1, 41, dtype="int64"),
             "event_timestamp": pd.Timestamp("2025-01-01"),
         }
     )
-    frame = source(entities, "credit_risk")
+    frame = get_training_set(entities, "credit_risk")
     scores = champion.score(frame)
     assert scores["probability"].between(0, 1).all() and "points" in scores
     values = shap.TreeExplainer(champion.booster).shap_values(champion.prepare(frame))
@@ -127,10 +84,8 @@ def test_champion_scores_and_explains(first_runs, bank):
 
 
 def test_a_worse_model_does_not_take_the_champion_alias(first_runs):
-    source = stand_in_training_set(get_settings().raw_dir)
     worse = train_model(
         "churn",
-        training_set=source,
         lgbm_overrides={**FAST, "n_estimators": 1, "num_leaves": 2, "min_child_samples": 5000},
     )
     assert not worse.promoted
@@ -139,8 +94,7 @@ def test_a_worse_model_does_not_take_the_champion_alias(first_runs):
 
 
 def test_same_seed_same_metrics(first_runs):
-    source = stand_in_training_set(get_settings().raw_dir)
-    again = train_model("credit_risk", training_set=source, lgbm_overrides=FAST)
+    again = train_model("credit_risk", lgbm_overrides=FAST)
     before = first_runs["credit_risk"].metrics
     for key in ("test_auc", "test_ks", "test_brier", "baseline_test_auc", "psi_train_test"):
         assert again.metrics[key] == pytest.approx(before[key], abs=1e-12), key
