@@ -52,6 +52,13 @@ class TrainingSettings(BaseModel):
     #: After early stopping, refit the booster on train + validation rows (not for calibrated
     #: models, nor when the test rows are the held-out customers).
     refit: bool = True
+    #: Labelled rows (all snapshots, and products for cross-sell) a training set may hold. Above
+    #: it, a fixed hash of ``customer_id`` keeps a share of the customers with all their rows:
+    #: training memory stays bounded however big the bank grows (a 1M-customer bank trains in the
+    #: memory of a 100k one), and the split's per-customer rules still hold.
+    max_rows: int = Field(default=2_000_000, ge=1_000)
+    #: Entity rows per point-in-time feature fetch from Feast: bounds the join's working memory.
+    fetch_rows: int = Field(default=250_000, ge=1)
     #: The logistic baseline is fitted on at most this many (randomly drawn) training rows.
     baseline_max_rows: int = 200_000
     #: Rows drawn from the test set to compute SHAP values for the summary plot.

@@ -125,3 +125,18 @@ def test_bad_requests_fail_clearly(raw_dir, tmp_path):
         build_labels("upsell", [date(2024, 6, 1)], raw_dir)
     with pytest.raises(FileNotFoundError, match="accounts"):
         build_labels("churn", [date(2024, 6, 1)], tmp_path)
+
+
+def test_a_row_cap_keeps_a_stable_sample_of_whole_customers(raw_dir):
+    snapshots = [date(2024, 4, 1), date(2024, 5, 1), date(2024, 6, 1)]
+    full = build_labels("cross_sell", snapshots, raw_dir)
+    capped = build_labels("cross_sell", snapshots, raw_dir, max_rows=len(full) // 2)
+    assert full.attrs["customer_share"] == 1.0
+    assert capped.attrs["customer_share"] == pytest.approx(0.5, abs=1 / len(full))
+    assert 0 < len(capped) < len(full)
+    kept = set(capped.customer_id)
+    # Every row of a kept customer stays, and no one else's: whole customers, not rows.
+    whole = full[full.customer_id.isin(kept)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(capped.reset_index(drop=True), whole)
+    again = build_labels("cross_sell", snapshots, raw_dir, max_rows=len(full) // 2)
+    assert set(again.customer_id) == kept  # the same customers on every run

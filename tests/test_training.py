@@ -102,6 +102,45 @@ def test_same_seed_same_metrics(first_runs):
     assert not again.promoted
 
 
+def test_features_fetched_in_chunks_equal_one_fetch(bank):
+    from features.training_set import get_training_set
+    from training.dataset import fetch_features
+
+    entities = pd.DataFrame(
+        {
+            "customer_id": np.arange(1, 61, dtype="int64").repeat(2),
+            "event_timestamp": pd.to_datetime(["2024-10-01", "2025-01-01"] * 60),
+        }
+    )
+    whole = fetch_features(entities, "churn", get_training_set, chunk_rows=len(entities))
+    chunked = fetch_features(entities, "churn", get_training_set, chunk_rows=7)
+    pd.testing.assert_frame_equal(chunked, whole)
+    numeric = whole.drop(columns=["customer_id", "event_timestamp"]).select_dtypes("number")
+    assert set(numeric.dtypes) == {np.dtype("float32")}  # half the memory of float64
+    assert numeric.notna().any().any()
+
+
+def test_a_row_cap_trains_on_a_customer_sample(first_runs, monkeypatch):
+    monkeypatch.setenv("CRMSCORE_TRAINING__MAX_ROWS", "5000")
+    get_settings.cache_clear()
+    try:
+        capped = train_model("churn", lgbm_overrides=FAST)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    from mlflow import MlflowClient
+
+    client = MlflowClient(get_settings().training.tracking_uri)
+
+    def rows(run_id: str) -> int:
+        params = client.get_run(run_id).data.params
+        return sum(int(params[f"rows_{role}"]) for role in ("train", "valid", "test"))
+
+    assert rows(capped.run_id) <= 5000 < rows(first_runs["churn"].run_id)
+    assert 0 < float(client.get_run(capped.run_id).data.params["customer_share"]) < 1
+    assert capped.metrics["test_auc"] > 0.55
+
+
 def test_scorecard_points_fall_as_default_probability_rises():
     card = Scorecard(base_points=600, base_odds=50, points_to_double=20)
     pd_grid = np.linspace(0.001, 0.999, 500)

@@ -34,13 +34,13 @@ def alignment_templates(columns: list[str], levels: list[str]) -> dict[str, dict
 def add_aligned_columns(
     frame: pd.DataFrame, key: str, templates: dict[str, dict[str, str]]
 ) -> pd.DataFrame:
-    """``frame`` plus one float column per template, read from the row's ``key`` level."""
+    """``frame`` plus one float32 column per template, read from the row's ``key`` level."""
     if not templates:
         return frame
     keys = frame[key].astype(object).to_numpy()
     new = {}
     for name, sources in templates.items():
-        values = np.full(len(frame), np.nan)
+        values = np.full(len(frame), np.nan, dtype=np.float32)
         for level, column in sources.items():
             rows = keys == level
             if rows.any():

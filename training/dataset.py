@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from crmscore.settings import get_settings
 from models.definition import ModelDefinition
 from training.labels import build_labels, fully_labelled, observation_end, observation_start
 from training.split import OutOfTimeSplit
@@ -50,9 +51,34 @@ class TrainingSet:
     frame: pd.DataFrame  # labels + features + ``role`` (train / valid / test)
     features: list[str]
     categorical: list[str]
+    #: Share of the eligible customers kept (``training.max_rows``); 1.0 = all of them.
+    customer_share: float = 1.0
 
     def part(self, role: str) -> pd.DataFrame:
         return self.frame[self.frame["role"] == role]
+
+
+def fetch_features(
+    entities: pd.DataFrame, service: str, source: TrainingSetSource, chunk_rows: int
+) -> pd.DataFrame:
+    """Point-in-time features for ``entities`` (``customer_id``, ``event_timestamp``), fetched
+    ``chunk_rows`` at a time and kept as float32: the join's working memory stays bounded and the
+    result takes half the memory of float64 (the scoring model computes in float32 anyway)."""
+    chunks = []
+    for start in range(0, len(entities), chunk_rows) or [0]:  # one (empty) call for no rows
+        chunk = source(entities.iloc[start : start + chunk_rows].reset_index(drop=True), service)
+        lacking = [c for c in ENTITY if c not in chunk.columns]
+        if lacking:
+            raise ValueError(f"feature service '{service}' returned no {lacking} column(s)")
+        floats = chunk.select_dtypes("float64").columns
+        chunks.append(chunk.astype(dict.fromkeys(floats, "float32")))
+    features = pd.concat(chunks, ignore_index=True)
+    features = features.astype({"customer_id": "int64"})
+    timestamps = pd.to_datetime(features["event_timestamp"])
+    if timestamps.dt.tz is not None:
+        timestamps = timestamps.dt.tz_localize(None)
+    features["event_timestamp"] = timestamps.astype("datetime64[ns]")
+    return features.drop_duplicates(ENTITY)
 
 
 def assemble_training_set(
@@ -61,29 +87,29 @@ def assemble_training_set(
     raw_dir: Path,
     source: TrainingSetSource,
 ) -> TrainingSet:
-    """Labels for the split's snapshots, joined to the definition's Feast feature service."""
+    """Labels for the split's snapshots, joined to the definition's Feast feature service.
+
+    At most ``training.max_rows`` labelled rows (a hash sample of customers above it), features
+    fetched in chunks of ``training.fetch_rows`` entity rows.
+    """
+    config = get_settings().training
     snapshots = [*split.train, *split.valid, split.test]
-    labels = build_labels(definition.name, snapshots, raw_dir, definition.horizon_months)
+    labels = build_labels(
+        definition.name, snapshots, raw_dir, definition.horizon_months, config.max_rows
+    )
+    share = labels.attrs.get("customer_share", 1.0)
     entities = labels[ENTITY].drop_duplicates().reset_index(drop=True)
-    features = source(entities, definition.feature_service)
-    lacking = [c for c in ENTITY if c not in features.columns]
-    if lacking:
-        raise ValueError(
-            f"feature service '{definition.feature_service}' returned no {lacking} column(s)"
-        )
-    features = features.astype({"customer_id": "int64"})
-    features["event_timestamp"] = pd.to_datetime(features["event_timestamp"]).dt.tz_localize(None)
-    features["event_timestamp"] = features["event_timestamp"].astype("datetime64[ns]")
-    features = features.drop_duplicates(ENTITY)
+    features = fetch_features(entities, definition.feature_service, source, config.fetch_rows)
     frame = labels.merge(features, on=ENTITY, how="left", validate="many_to_one")
-    feature_columns = [c for c in features.columns if c not in ENTITY]
+    del features
+    feature_columns = [c for c in frame.columns if c not in labels.columns]
     if not feature_columns:
         raise ValueError(f"feature service '{definition.feature_service}' returned no features")
-    inputs = [*definition.key_features, *[c for c in feature_columns if c not in labels.columns]]
+    inputs = [*definition.key_features, *feature_columns]
     categorical = [
         c
         for c in inputs
         if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
     ]
     frame["role"] = split.roles(frame)
-    return TrainingSet(frame=frame, features=inputs, categorical=categorical)
+    return TrainingSet(frame, inputs, categorical, customer_share=share)

@@ -31,6 +31,8 @@ from crmscore.settings import get_settings
 LABEL_TABLES = ("accounts", "transactions", "credit_status")
 #: Days past due from which a credit account counts as defaulted.
 DEFAULT_DPD = 90
+#: Resolution of the customer sample behind ``max_rows`` (shares in steps of one in a million).
+_SAMPLE_BUCKETS = 1_000_000
 
 _OPEN_AT = "a.open_date < s.snapshot AND (a.close_date IS NULL OR a.close_date >= s.snapshot)"
 
@@ -161,6 +163,7 @@ def build_labels(
     snapshots: list[date],
     raw_dir: Path | None = None,
     horizon_months: int | None = None,
+    max_rows: int | None = None,
 ) -> pd.DataFrame:
     """Labels for ``model`` ("churn", "cross_sell", "credit_risk") at each fully labelled snapshot.
 
@@ -168,6 +171,11 @@ def build_labels(
     ``customer_id`` (int64), ``event_timestamp`` (the snapshot as a timestamp), [``product``] and
     ``label`` (0/1), sorted. Snapshots must be month starts; those whose outcome window is not
     inside the data are left out.
+
+    With ``max_rows``, a bank with more labelled rows keeps a sample of its *customers* (every row
+    of a kept customer, so per-customer splits still work), chosen by a fixed hash of
+    ``customer_id`` independent of the split's holdout hash. The share kept is in
+    ``frame.attrs["customer_share"]`` (1.0 when nothing was dropped).
     """
     if model not in _LABEL_SQL:
         raise ValueError(f"unknown model '{model}': expected one of {sorted(_LABEL_SQL)}")
@@ -190,13 +198,21 @@ def build_labels(
     con.register("snapshots", pd.DataFrame({"snapshot": pd.to_datetime(keep).date}))
     con.register("products", pd.DataFrame({"product": list(CROSS_SELL_PRODUCTS)}))
     con.register("credit_products", pd.DataFrame({"product": list(CREDIT_PRODUCTS)}))
-    frame = con.execute(
-        f"SELECT * FROM ({_LABEL_SQL[model]}) ORDER BY ALL",
+    con.execute(
+        f"CREATE TEMP TABLE labelled AS {_LABEL_SQL[model]}",
         {"horizon": horizon, **({"dpd": DEFAULT_DPD} if model == "credit_risk" else {})},
+    )
+    rows = con.execute("SELECT count(*) FROM labelled").fetchone()[0]
+    share = 1.0 if max_rows is None or rows <= max_rows else max_rows / rows
+    sample = f"hash(customer_id) % {_SAMPLE_BUCKETS} < {round(share * _SAMPLE_BUCKETS)}"
+    frame = con.execute(
+        f"SELECT * FROM labelled {'' if share == 1.0 else f'WHERE {sample}'} ORDER BY ALL"
     ).df()
     frame = frame.rename(columns={"snapshot": "event_timestamp"})
     frame["customer_id"] = frame["customer_id"].astype("int64")
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"]).astype("datetime64[ns]")
     frame["label"] = frame["label"].astype("int64")
     order = [*columns, "label"]
-    return frame[order].sort_values(columns, ignore_index=True)
+    frame = frame[order].sort_values(columns, ignore_index=True)
+    frame.attrs["customer_share"] = share
+    return frame

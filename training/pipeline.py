@@ -285,8 +285,11 @@ def train_model(
         data.frame = add_aligned_columns(data.frame, alignment_key, alignment)
         data.features = [*data.features, *alignment]
     categories = categorical_levels(data.part("train"), data.categorical)
+    # Swap the raw feature columns for the model's encoding without holding a third copy.
+    prepared = prepare_features(data.frame, data.features, categories)
+    data.frame = pd.concat([data.frame.drop(columns=data.features), prepared], axis=1)
+    del prepared
     frame = data.frame
-    frame[data.features] = prepare_features(frame, data.features, categories)
     train, valid, test = data.part("train"), data.part("valid"), data.part("test")
     for role, part in (("train", train), ("valid", valid), ("test", test)):
         if part["label"].nunique() < 2:
@@ -362,6 +365,7 @@ def train_model(
         "rows_train": len(train),
         "rows_valid": len(valid),
         "rows_test": len(test),
+        "customer_share": data.customer_share,
         "seed": config.seed,
         **split.as_params(),
         **_prefixed("lgbm.", {**definition.lgbm_params, **(lgbm_overrides or {})}),

@@ -27,19 +27,32 @@ def prepare_features(
     frame: pd.DataFrame, features: list[str], categories: dict[str, list[str]]
 ) -> pd.DataFrame:
     """Select ``features`` in order; categoricals get the training levels (unseen -> missing),
-    everything else becomes float64 (booleans as 0/1, missing as NaN)."""
+    everything else becomes float32 (booleans as 0/1, missing and non-numbers as NaN).
+
+    float32 because LightGBM bins in float32 anyway and it halves a training frame's memory; the
+    numeric block is converted in one numpy step, which keeps one-row requests cheap.
+    """
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise KeyError(f"input lacks {len(missing)} model feature(s): {missing[:10]}")
-    out = {}
+    numeric = [f for f in features if f not in categories]
+    block = frame[numeric]
+    odd = {
+        name: pd.to_numeric(block[name], errors="coerce")
+        for name in numeric
+        if not pd.api.types.is_numeric_dtype(block[name])
+    }
+    if odd:
+        block = block.assign(**odd)
+    out = pd.DataFrame(
+        block.to_numpy(dtype=np.float32, na_value=np.nan), index=frame.index, columns=numeric
+    )
     for name in features:
-        column = frame[name]
         if name in categories:
+            column = frame[name]
             values = column.astype("string").astype(object).where(column.notna(), None)
             out[name] = pd.Categorical(values, categories=categories[name])
-        else:
-            out[name] = pd.to_numeric(column, errors="coerce").astype("float64")
-    return pd.DataFrame(out, index=frame.index)
+    return out[features] if categories else out
 
 
 @dataclass
