@@ -139,8 +139,11 @@ class ServingSettings(BaseModel):
     tier_b_value: float = 500.0
     tier_max_churn: float = 0.30
     tier_max_pd: float = 0.20
-    #: Rows per chunk when ``crmscore score`` reads the online store.
+    #: Customers per online-store read when a whole list is scored (targets): key lookups.
     batch_chunk: int = Field(default=1000, ge=1)
+    #: Customers per chunk of ``crmscore score`` (one offline point-in-time join, scored and
+    #: appended to the output): bounds its memory at any bank size.
+    snapshot_chunk: int = Field(default=50_000, ge=1)
 
 
 class Settings(BaseSettings):

@@ -5,8 +5,7 @@ as ``POST /score``, written atomically as Parquet or CSV.
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -46,49 +45,125 @@ def check_output_path(path: Path) -> Path:
     return path
 
 
-def write_table(frame: pd.DataFrame, path: Path) -> Path:
-    """Write ``frame`` to ``path`` (Parquet or CSV by extension) atomically: a temporary file in
-    the same folder, renamed into place, so a crash never leaves a partial file behind."""
-    path = check_output_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        serialisable = frame.copy()
-        for column in serialisable.columns:
-            if serialisable[column].map(lambda v: isinstance(v, list)).any():
-                serialisable[column] = serialisable[column].map(
-                    lambda v: " | ".join(v) if isinstance(v, list) else v
-                )
-        if path.suffix.lower() == ".parquet":
-            serialisable.to_parquet(tmp, index=False)
+class AtomicTableWriter:
+    """Append frames to a Parquet or CSV file that appears under its name only once complete.
+
+    Frames go to ``.<name>.<pid>.partial`` in the same folder, renamed into place on a clean exit
+    and deleted on an exception; so a crash, a kill or a full disk never leaves a half-written
+    file under the output name. A SIGKILLed run cannot clean up after itself, so each new writer
+    first deletes the partial files of dead runs. Memory holds one frame at a time::
+
+        with AtomicTableWriter("scores.parquet") as out:
+            for chunk in chunks:
+                out.write(chunk)
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = check_output_path(path)
+        self.tmp = self.path.parent / f".{self.path.name}.{os.getpid()}.partial"
+        self._parquet = None  # pyarrow.parquet.ParquetWriter once the first frame fixed a schema
+        self._rows = -1  # -1: nothing written yet
+
+    def __enter__(self) -> AtomicTableWriter:
+        remove_dead_partials(self.path)
+        self.tmp.unlink(missing_ok=True)
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append ``frame`` (same columns every time; list values become ``a | b`` text)."""
+        frame = _flat(frame)
+        if self.path.suffix.lower() == ".csv":
+            frame.to_csv(self.tmp, mode="a", header=self._rows < 0, index=False)
         else:
-            serialisable.to_csv(tmp, index=False)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the result is an ordinary shared file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+            self._write_parquet(frame)
+        self._rows = max(self._rows, 0) + len(frame)
+
+    def _write_parquet(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._parquet is None:
+            schema = pa.Schema.from_pandas(frame, preserve_index=False)
+            # A column with no values in the first frame is text (e.g. no next best product yet).
+            for i, column in enumerate(schema):
+                if pa.types.is_null(column.type):
+                    schema = schema.set(i, column.with_type(pa.string()))
+            self._parquet = pq.ParquetWriter(self.tmp, schema)
+        table = pa.Table.from_pandas(frame, schema=self._parquet.schema, preserve_index=False)
+        self._parquet.write_table(table)
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if self._parquet is not None:
+                self._parquet.close()
+            if error is None:
+                if self._rows < 0:  # nothing to append: still a valid, empty file
+                    self.write(pd.DataFrame())
+                    if self._parquet is not None:
+                        self._parquet.close()
+                os.chmod(self.tmp, 0o644)
+                os.replace(self.tmp, self.path)
+        finally:
+            self.tmp.unlink(missing_ok=True)
 
 
-def features_for(
+def remove_dead_partials(path: Path) -> list[Path]:
+    """Delete ``.<name>.<pid>.partial`` files next to ``path`` whose writer is no longer running
+    (or whose name holds no pid: an older naming scheme). Returns what was deleted."""
+    removed = []
+    for partial in Path(path).parent.glob(f".{Path(path).name}.*.partial"):
+        pid = partial.name[len(Path(path).name) + 2 : -len(".partial")]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        partial.unlink(missing_ok=True)
+        removed.append(partial)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _flat(frame: pd.DataFrame) -> pd.DataFrame:
+    """List-valued columns (reason sentences) as ``a | b`` text: a flat file's cells are scalars."""
+    lists = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, list)).any()]
+    if not lists:
+        return frame
+    return frame.assign(
+        **{c: frame[c].map(lambda v: " | ".join(v) if isinstance(v, list) else v) for c in lists}
+    )
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> Path:
+    """Write ``frame`` to ``path`` (Parquet or CSV by extension) atomically."""
+    with AtomicTableWriter(path) as out:
+        out.write(frame)
+    return out.path
+
+
+def score_chunks(
+    champions: Champions,
     source: OnlineFeatures,
     customer_ids: list[int],
+    settings: ServingSettings,
     chunk: int,
     progress: Callable[[int], None] | None = None,
-) -> tuple[pd.DataFrame, list[int]]:
-    """Features of many customers, read in chunks; ``(frame, unknown ids)``."""
-    frames, unknown = [], []
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, list[int]]]:
+    """``(features, scores, unknown ids)`` per chunk of ``chunk`` customers: the whole book is
+    never in memory at once."""
     for start in range(0, len(customer_ids), chunk):
         ids = customer_ids[start : start + chunk]
-        frame, missing = source.fetch(ids)
-        frames.append(frame)
-        unknown.extend(missing)
+        features, unknown = source.fetch(ids)
+        scores = score_frame(champions, features, settings) if len(features) else pd.DataFrame()
         if progress:
             progress(len(ids))
-    frames = [f for f in frames if not f.empty]
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return frame, unknown
+        yield features, scores, unknown
 
 
 def score_customers(
@@ -99,7 +174,11 @@ def score_customers(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[int]]:
     """``(features, scores, unknown ids)`` for ``customer_ids`` (scores row-aligned to features)."""
-    features, unknown = features_for(source, customer_ids, settings.batch_chunk, progress)
-    if features.empty:
-        return features, pd.DataFrame(), unknown
-    return features, score_frame(champions, features, settings), unknown
+    chunks = score_chunks(champions, source, customer_ids, settings, settings.batch_chunk, progress)
+    parts = list(chunks)
+    scored = [(f, s) for f, s, _ in parts if len(f)]
+    unknown = [i for _, _, missing in parts for i in missing]
+    if not scored:
+        return pd.DataFrame(), pd.DataFrame(), unknown
+    features = pd.concat([f for f, _ in scored], ignore_index=True)
+    return features, pd.concat([s for _, s in scored], ignore_index=True), unknown

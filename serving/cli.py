@@ -7,6 +7,8 @@ Only typer is imported at module level so ``crmscore --help`` stays instant.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -19,15 +21,17 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
-def _load():
-    """Champions + online store, or a clean exit naming what is missing."""
+def _load(snapshot: bool = False):
+    """Champions + a feature source (the online store, or the offline snapshot it was loaded
+    from for whole-book runs), or a clean exit naming what is missing."""
     from serving.champions import load_champions
     from serving.errors import ServingError
-    from serving.feature_source import OnlineFeatures
+    from serving.feature_source import OnlineFeatures, SnapshotFeatures
 
     try:
         champions = load_champions()
-        return champions, OnlineFeatures(champions.feature_names())
+        source = SnapshotFeatures if snapshot else OnlineFeatures
+        return champions, source(champions.feature_names())
     except ServingError as error:
         _fail(str(error))
 
@@ -41,26 +45,40 @@ def _check_out(out: Path) -> Path:
         _fail(str(error))
 
 
-def _score_everyone(champions, source, progress: bool):
-    """Features and scores of every customer in the raw customers table, with a progress bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
+def _everyone() -> list[int]:
+    """Every customer id of the raw customers table, or a clean exit."""
     from crmscore.settings import get_settings
-    from serving.batch import all_customer_ids, score_customers
-    from serving.errors import ServingError
+    from serving.batch import all_customer_ids
 
-    settings = get_settings()
     try:
-        ids = all_customer_ids(settings.raw_dir)
+        return all_customer_ids(get_settings().raw_dir)
     except FileNotFoundError as error:
         _fail(str(error))
+
+
+@contextmanager
+def _progress_bar(total: int, show: bool) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar over ``total`` customers; yields ``advance(n)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
     columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress("{task.description}", *columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task("reading features + scoring", total=len(ids))
+    with Progress("{task.description}", *columns, disable=not show, transient=True) as bar:
+        task = bar.add_task("reading features + scoring", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _score_everyone(champions, source, progress: bool):
+    """Features and scores of every customer in the raw customers table, with a progress bar."""
+    from crmscore.settings import get_settings
+    from serving.batch import score_customers
+    from serving.errors import ServingError
+
+    ids = _everyone()
+    with _progress_bar(len(ids), progress) as advance:
         try:
-            return score_customers(
-                champions, source, ids, settings.serving, lambda n: bar.advance(task, n)
-            ) + (len(ids),)
+            return score_customers(champions, source, ids, get_settings().serving, advance) + (
+                len(ids),
+            )
         except ServingError as error:
             _fail(str(error))
 
@@ -71,27 +89,46 @@ def score(
 ) -> None:
     """Score every customer with every champion, one row per customer.
 
+    Features come from the offline store at the snapshot the online store was loaded from (same
+    values as the endpoint, read in bulk), in chunks of ``serving.snapshot_chunk`` customers
+    appended to the output: memory stays flat at any bank size.
+
     Columns: churn probability, propensity per product, PD + points, value, tier, next best
     product and the model versions used.
     """
     import time
+    from collections import Counter
 
-    from serving.batch import write_table
+    from crmscore.settings import get_settings
+    from serving.batch import AtomicTableWriter, score_chunks
+    from serving.errors import ServingError
 
     out = _check_out(out)
     started = time.perf_counter()
-    champions, source = _load()
-    _, scores, unknown, total = _score_everyone(champions, source, progress)
-    write_table(scores, out)
+    champions, source = _load(snapshot=True)
+    ids = _everyone()
+    settings = get_settings().serving
+    chunk = settings.snapshot_chunk
+    scored, unknown, tiers = 0, 0, Counter()
+    try:
+        with _progress_bar(len(ids), progress) as advance, AtomicTableWriter(out) as table:
+            chunks = score_chunks(champions, source, ids, settings, chunk, advance)
+            for _, scores, missing in chunks:
+                unknown += len(missing)
+                if len(scores):
+                    table.write(scores)
+                    scored += len(scores)
+                    tiers.update(scores["tier"])
+    except ServingError as error:
+        _fail(str(error))
     seconds = time.perf_counter() - started
     typer.echo(
-        f"scored {len(scores):,} of {total:,} customers in {seconds:.1f}s "
-        f"({len(scores) / seconds:,.0f}/s) -> {out}"
+        f"scored {scored:,} of {len(ids):,} customers in {seconds:.1f}s "
+        f"({scored / seconds:,.0f}/s) -> {out}"
     )
     if unknown:
-        typer.echo(f"{len(unknown):,} customers have no online features (not materialised)")
-    counts = scores["tier"].value_counts().sort_index() if len(scores) else {}
-    typer.echo("tiers: " + ", ".join(f"{t}={n:,}" for t, n in counts.items()))
+        typer.echo(f"{unknown:,} customers have no features at snapshot {source.snapshot:%Y-%m-%d}")
+    typer.echo("tiers: " + ", ".join(f"{t}={n:,}" for t, n in sorted(tiers.items())))
 
 
 def targets(

@@ -1,4 +1,5 @@
-"""Feature vectors for scoring, read from the Feast online store.
+"""Feature vectors for scoring, read through Feast: online for requests, the offline snapshot for
+the whole book.
 
 One Feast call fetches everything a request needs: the inputs of all three champions plus the few
 attributes the business rules read (holdings, consent, last campaign contact, balances). Feature
@@ -64,8 +65,6 @@ class OnlineFeatures:
     def fetch(self, customer_ids: list[int]) -> tuple[pd.DataFrame, list[int]]:
         """``(frame, unknown)``: one row per known id in request order (``customer_id`` + every
         feature, model dtypes) and the ids the online store has nothing for."""
-        from features.catalog import as_model_dtypes
-
         ids = [int(i) for i in customer_ids]
         if not ids:
             return pd.DataFrame(columns=[JOIN_KEY, *self.names]), []
@@ -78,7 +77,48 @@ class OnlineFeatures:
             raise Unavailable(f"online feature store unavailable: {error}") from error
         frame = frame.reindex(columns=[JOIN_KEY, *self.names])
         frame[JOIN_KEY] = ids
+        return self._known_and_unknown(frame)
+
+    def _known_and_unknown(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+        """Model dtypes; rows with no feature at all are customers the store does not know."""
+        from features.catalog import as_model_dtypes
+
         frame = as_model_dtypes(frame)
         known = frame[self.names].notna().any(axis=1)
         unknown = frame.loc[~known, JOIN_KEY].tolist()
         return frame.loc[known].reset_index(drop=True), unknown
+
+
+class SnapshotFeatures(OnlineFeatures):
+    """The same vectors as :class:`OnlineFeatures`, read from the offline store at the snapshot the
+    online store was loaded from (``features.materialize.latest_snapshot``).
+
+    For batch scoring: one point-in-time join per chunk of customers instead of a key lookup per
+    customer, so a million customers take minutes instead of most of an hour. Feast applies the
+    same TTL rule as materialisation, so both sources give the same values.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(names)
+        from features.materialize import latest_snapshot
+
+        try:
+            self.snapshot = pd.Timestamp(latest_snapshot())
+        except Exception as error:
+            raise Unavailable(f"feature snapshot unavailable: {error}") from error
+
+    def fetch(self, customer_ids: list[int]) -> tuple[pd.DataFrame, list[int]]:
+        ids = [int(i) for i in customer_ids]
+        if not ids:
+            return pd.DataFrame(columns=[JOIN_KEY, *self.names]), []
+        entities = pd.DataFrame({JOIN_KEY: ids, "event_timestamp": self.snapshot})
+        try:
+            joined = self.store.get_historical_features(
+                entity_df=entities, features=self.refs, full_feature_names=False
+            ).to_df()
+        except Exception as error:
+            raise Unavailable(f"offline feature store unavailable: {error}") from error
+        frame = pd.DataFrame({JOIN_KEY: ids}).merge(
+            joined.drop(columns="event_timestamp").drop_duplicates(JOIN_KEY), how="left"
+        )
+        return self._known_and_unknown(frame.reindex(columns=[JOIN_KEY, *self.names]))

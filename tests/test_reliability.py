@@ -763,14 +763,6 @@ def test_batch_scoring_killed_midway_leaves_no_partial_output_and_a_rerun_comple
     assert scores["churn_probability"].between(0, 1).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serving/batch.py write_table writes to mkstemp('.<name>.*.partial') and removes it on "
-    "any exception, but a SIGKILLed run (OOM killer, node loss) runs no handler: the half-written "
-    "'.scores.parquet.<random>.partial' stays next to the output forever and no rerun removes "
-    "it. Fix: name the temporary '.<name>.<pid>.partial' and have write_table delete siblings "
-    "whose pid is no longer alive (or any older than the run's start) before writing",
-)
 def test_a_rerun_removes_what_a_killed_write_left_behind(tmp_path):
     from serving.batch import write_table
 

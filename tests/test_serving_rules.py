@@ -117,6 +117,48 @@ def test_outputs_are_atomic_and_typed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
 
 
+def test_chunked_output_appears_whole_or_not_at_all(tmp_path):
+    from serving.batch import AtomicTableWriter
+
+    out = tmp_path / "scores.parquet"
+    chunks = [
+        pd.DataFrame({"customer_id": [1, 2], "next_best_product": [None, None]}),
+        pd.DataFrame({"customer_id": [3], "next_best_product": ["mortgage"]}),
+    ]
+    with AtomicTableWriter(out) as table:
+        for chunk in chunks:
+            table.write(chunk)
+            assert not out.exists()  # nothing under the output name until the end
+    written = pd.read_parquet(out)
+    assert written["customer_id"].tolist() == [1, 2, 3]
+    assert written["next_best_product"].tolist() == [None, None, "mortgage"]
+
+    before = out.read_bytes()
+    with pytest.raises(RuntimeError, match="disk on fire"), AtomicTableWriter(out) as table:
+        table.write(chunks[0])
+        raise RuntimeError("disk on fire")
+    assert out.read_bytes() == before  # yesterday's file is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]
+
+
+def test_a_writer_leaves_a_running_writers_file_alone(tmp_path):
+    import subprocess
+
+    from serving.batch import write_table
+
+    other = subprocess.Popen(["sleep", "30"])  # another run writing the same output right now
+    try:
+        running = tmp_path / f".scores.parquet.{other.pid}.partial"
+        running.write_bytes(b"in progress")
+        write_table(pd.DataFrame({"customer_id": [1]}), tmp_path / "scores.parquet")
+        assert running.exists()
+    finally:
+        other.kill()
+        other.wait()
+    write_table(pd.DataFrame({"customer_id": [1]}), tmp_path / "scores.parquet")
+    assert not running.exists()  # its writer is gone: the next run clears it
+
+
 def test_reason_sentences_read_like_the_feature_store_descriptions():
     from types import SimpleNamespace
 
