@@ -19,6 +19,10 @@ the ratio of times and of peak memories (linear growth = the ratio of the sizes,
 
     .venv/bin/python bench/bench_scale.py --sizes 100000
     nice -n 15 .venv/bin/python bench/bench_scale.py --sizes 100000,1000000 --reuse
+    # a long chain in two sittings: keep the folder, then continue in it
+    .venv/bin/python bench/bench_scale.py --sizes 1000000 --stages generate --keep
+    .venv/bin/python bench/bench_scale.py --sizes 1000000 --stages "train all,score" \
+        --root /tmp/crmscore-scale-1000000-xxxx
 
 Results go to ``bench/results/scale-N.json`` (git-ignored); ``--reuse`` takes a size's result
 from there instead of running it again, e.g. to compare a new size with an earlier run.
@@ -141,15 +145,21 @@ def run_size(
     max_rss: int,
     keep: bool,
     chosen: tuple[str, ...] = STAGES,
+    root: Path | None = None,
 ) -> dict:
-    root = Path(tempfile.mkdtemp(prefix=f"crmscore-scale-{customers}-", dir=workdir))
+    """Run ``chosen`` stages in a fresh temporary folder, or in ``root`` (kept) to continue a
+    chain whose earlier stages ran before."""
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix=f"crmscore-scale-{customers}-", dir=workdir))
+    else:
+        keep = True
     env = {
         **os.environ,
         "CRMSCORE_DATA_DIR": str(root / "data"),
         "CRMSCORE_TRAINING__TRACKING_URI": f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
         "COLUMNS": "120",
     }
-    (root / "mlflow").mkdir()
+    (root / "mlflow").mkdir(exist_ok=True)
     commands = stage_commands(customers, months, root / "scores.parquet")
     stages: list[StageResult] = []
     failed = False
@@ -191,6 +201,18 @@ def run_size(
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "stages": [asdict(stage) for stage in stages],
     }
+
+
+def merge_stages(earlier: dict, later: dict) -> dict:
+    """``later`` with the stages it did not run taken from ``earlier`` (same size, same folder),
+    and the code versions of both recorded."""
+    before = {stage["stage"]: stage for stage in earlier["stages"]}
+    later["stages"] = [
+        before.get(stage["stage"], stage) if stage["status"] == "not asked" else stage
+        for stage in later["stages"]
+    ]
+    later["code"] = f"{earlier['code']} (earlier stages), {later['code']} (this run)"
+    return later
 
 
 def code_version() -> str:
@@ -274,6 +296,13 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="Reuse results on file.")
     parser.add_argument("--keep", action="store_true", help="Keep the temp data folder.")
     parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="Continue in this (kept) folder of an earlier --keep run; stages not asked keep "
+        "their results on file. One size only.",
+    )
+    parser.add_argument(
         "--stages",
         default=",".join(STAGES),
         help=f"Run only these stages (each needs the earlier ones) [default: {','.join(STAGES)}].",
@@ -294,7 +323,11 @@ def main() -> None:
             results.append(result)
             continue
         max_rss = int(args.max_rss_gb * 1e9)
-        result = run_size(customers, args.months, args.workdir, max_rss, args.keep, chosen)
+        result = run_size(
+            customers, args.months, args.workdir, max_rss, args.keep, chosen, args.root
+        )
+        if args.root and saved.exists():
+            result = merge_stages(json.loads(saved.read_text()), result)
         saved.write_text(json.dumps(result, indent=2))
         results.append(result)
     print_table(results)
