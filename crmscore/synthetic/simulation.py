@@ -28,6 +28,8 @@ IX_CODE = {k: i for i, k in enumerate(schema.INTERACTION_KINDS)}
 ICH_CODE = {c: i for i, c in enumerate(schema.INTERACTION_CHANNELS)}
 DAY = 86_400
 NEVER = 999  # "months since" for something that never happened
+#: Columns of the realised-outcome rows (``oracle/events``).
+EVENT_COLUMNS = ("customer_id", "outcome", "product", "event_date")
 WRITE_OFF_MONTHS = 6  # defaulted credit accounts are closed this long after reaching 90 dpd
 
 
@@ -288,16 +290,7 @@ class BankSimulation:
         self.default_month[newly_defaulted] = t
         if write:
             d = np.flatnonzero(newly_defaulted)
-            events.append(
-                pd.DataFrame(
-                    {
-                        "customer_id": self.customer_ids[d],
-                        "outcome": "default",
-                        "product": None,
-                        "event_date": month_end.date(),
-                    }
-                )
-            )
+            events.append(self._events(d, "default", None, month_end.date()))
 
         opens = (rng.random((n, len(XS))) < xsell_h) & ~churning[:, None] & write
         open_day = rng.integers(0, days - 1, (n, len(XS)))
@@ -309,16 +302,7 @@ class BankSimulation:
                 "timedelta64[s]"
             )
             self._open_product(who, product, t, when)
-            events.append(
-                pd.DataFrame(
-                    {
-                        "customer_id": self.customer_ids[who],
-                        "outcome": "cross_sell",
-                        "product": product,
-                        "event_date": pd.to_datetime(when).date,
-                    }
-                )
-            )
+            events.append(self._events(who, "cross_sell", product, pd.to_datetime(when).date))
 
         # ---- behaviour
         self._evolve(activity)
@@ -332,23 +316,25 @@ class BankSimulation:
             close = np.datetime64(month_start, "D") + churn_day[who].astype("timedelta64[D]")
             self.book.close_all(who, close)
             self.active[who] = False
-            events.append(
-                pd.DataFrame(
-                    {
-                        "customer_id": self.customer_ids[who],
-                        "outcome": "churn",
-                        "product": None,
-                        "event_date": pd.to_datetime(close).date,
-                    }
-                )
-            )
+            events.append(self._events(who, "churn", None, pd.to_datetime(close).date))
         if not write:
             return None
-        columns = ["customer_id", "outcome", "product", "event_date"]
         events_frame = (
-            pd.concat(events, ignore_index=True) if events else pd.DataFrame(columns=columns)
+            pd.concat(events, ignore_index=True) if events else pd.DataFrame(columns=EVENT_COLUMNS)
         )
-        return MonthRows(tx, ix, status, oracle, events_frame[columns])
+        return MonthRows(tx, ix, status, oracle, events_frame[list(EVENT_COLUMNS)])
+
+    def _events(self, who: np.ndarray, outcome: str, product: str | None, dates) -> pd.DataFrame:
+        """Realised outcomes of customers at positions ``who`` (the oracle's ``events`` rows)."""
+        return pd.DataFrame(
+            {
+                "customer_id": self.customer_ids[who],
+                "outcome": outcome,
+                "product": product,
+                "event_date": dates,
+            },
+            columns=EVENT_COLUMNS,
+        )
 
     # ---------------------------------------------------------------------------------- oracle
     def _oracle_rows(self, month_start, churn_h, miss_h, xsell_h, has_credit) -> pd.DataFrame:
