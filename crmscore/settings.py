@@ -7,6 +7,7 @@ Stages read their section from :func:`get_settings` and never hard-code paths or
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -90,9 +91,19 @@ class FeatureSettings(BaseModel):
     ttl_days: int = 35
     #: Rows per online-store write while materialising: bounds memory at 100k+ customers.
     online_write_batch_size: int = Field(default=10_000, ge=1)
-    #: DuckDB threads / memory cap for the feature build; empty means DuckDB's defaults.
+    #: DuckDB threads for the feature build; empty means one per core.
     duckdb_threads: int | None = None
+    #: DuckDB's memory cap for the feature build (e.g. ``8GB``); it spills to disk beyond it.
+    #: Empty means half of the machine's RAM: DuckDB's own default (80 %) left too little for the
+    #: rest of a busy machine and was killed by the kernel at 1M customers.
     duckdb_memory_limit: str | None = None
+
+    def duckdb_memory(self) -> str:
+        """The memory cap to give DuckDB (``duckdb_memory_limit``, or half the RAM)."""
+        if self.duckdb_memory_limit:
+            return self.duckdb_memory_limit
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return f"{max(1, ram // 2**31)}GiB"  # half, in whole GiB
 
 
 class ServingSettings(BaseModel):

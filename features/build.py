@@ -60,8 +60,7 @@ def connect(raw_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
         con.execute("SET enable_progress_bar = false")
     if settings.features.duckdb_threads:
         con.execute(f"SET threads = {int(settings.features.duckdb_threads)}")
-    if settings.features.duckdb_memory_limit:
-        con.execute(f"SET memory_limit = '{settings.features.duckdb_memory_limit}'")
+    con.execute(f"SET memory_limit = '{settings.features.duckdb_memory()}'")
     for name, table in TABLES.items():
         glob = raw_table_glob(raw_dir, name)
         # Timestamps are naive UTC in the contract; cast so a nanosecond writer reads the same.

@@ -533,3 +533,23 @@ def test_model_dtypes_are_float_for_numbers_and_str_for_categories():
     assert typed["credit_current_dpd"].tolist()[1] == 30.0
     assert typed["segment"].tolist() == ["mass", None]
     assert typed["label"].tolist() == ["keep", "me"] and typed["customer_id"].dtype == "int64"
+
+
+def test_the_build_caps_duckdb_memory(store_ready, monkeypatch):
+    import psutil
+
+    from features.build import connect
+
+    limit = connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    value, unit = limit.split()
+    assert unit == "GiB" and float(value) == pytest.approx(
+        psutil.virtual_memory().total / 2**31, abs=1.0
+    )  # half the RAM, not DuckDB's 80 %
+    monkeypatch.setenv("CRMSCORE_FEATURES__DUCKDB_MEMORY_LIMIT", "3GB")
+    get_settings.cache_clear()
+    try:
+        limit = connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert limit == "2.7 GiB"  # 3 GB as DuckDB prints it
