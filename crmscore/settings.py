@@ -93,7 +93,8 @@ class FeatureSettings(BaseModel):
     online_write_batch_size: int = Field(default=10_000, ge=1)
     #: DuckDB threads for the feature build; empty means one per core.
     duckdb_threads: int | None = None
-    #: DuckDB's memory cap for the feature build (e.g. ``8GB``); it spills to disk beyond it.
+    #: DuckDB's memory cap for the feature build and training labels (e.g. ``8GB``); it spills
+    #: to disk beyond it.
     #: Empty means half of the machine's RAM: DuckDB's own default (80 %) left too little for the
     #: rest of a busy machine and was killed by the kernel at 1M customers.
     duckdb_memory_limit: str | None = None

@@ -118,6 +118,8 @@ def _table_glob(raw_dir: Path, table: str) -> str:
 
 def _connect(raw_dir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
+    # The cross-sell population of a large bank is tens of millions of rows: spill, don't OOM.
+    con.execute(f"SET memory_limit = '{get_settings().features.duckdb_memory()}'")
     for table in LABEL_TABLES:
         source = _table_glob(raw_dir, table)
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{source}')")
