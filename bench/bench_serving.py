@@ -139,7 +139,7 @@ def main() -> None:
         from serving.batch import all_customer_ids, score_customers
         from serving.champions import load_champions
         from serving.explain import explain_rows
-        from serving.feature_source import OnlineFeatures
+        from serving.feature_source import OnlineFeatures, SnapshotFeatures
         from serving.scoring import score_frame
 
         settings = get_settings()
@@ -169,7 +169,9 @@ def main() -> None:
             score_frame(champions, frame, settings.serving)
         floor_tput = 100 * len(batches) / (time.perf_counter() - started)
         started = time.perf_counter()
-        _, scores, _ = score_customers(champions, source, ids, settings.serving)
+        snapshot = SnapshotFeatures(champions.feature_names())  # what `crmscore score` reads
+        chunk = settings.serving.snapshot_chunk
+        _, scores, _ = score_customers(champions, snapshot, ids, settings.serving, chunk)
         batch_s = time.perf_counter() - started
 
         # The real server.

@@ -171,11 +171,13 @@ def score_customers(
     source: OnlineFeatures,
     customer_ids: list[int],
     settings: ServingSettings,
+    chunk: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[int]]:
-    """``(features, scores, unknown ids)`` for ``customer_ids`` (scores row-aligned to features)."""
-    chunks = score_chunks(champions, source, customer_ids, settings, settings.batch_chunk, progress)
-    parts = list(chunks)
+    """``(features, scores, unknown ids)`` for ``customer_ids`` (scores row-aligned to features),
+    read ``chunk`` customers at a time (default ``settings.batch_chunk``: online key lookups)."""
+    chunk = chunk or settings.batch_chunk
+    parts = list(score_chunks(champions, source, customer_ids, settings, chunk, progress))
     scored = [(f, s) for f, s, _ in parts if len(f)]
     unknown = [i for _, _, missing in parts for i in missing]
     if not scored:

@@ -68,19 +68,22 @@ def _progress_bar(total: int, show: bool) -> Iterator[Callable[[int], None]]:
 
 
 def _score_everyone(champions, source, progress: bool):
-    """Features and scores of every customer in the raw customers table, with a progress bar."""
+    """Features and scores of every customer in the raw customers table (read in bulk from the
+    offline snapshot), with a progress bar."""
     from crmscore.settings import get_settings
     from serving.batch import score_customers
     from serving.errors import ServingError
 
     ids = _everyone()
+    settings = get_settings().serving
     with _progress_bar(len(ids), progress) as advance:
         try:
-            return score_customers(champions, source, ids, get_settings().serving, advance) + (
-                len(ids),
+            found = score_customers(
+                champions, source, ids, settings, settings.snapshot_chunk, advance
             )
         except ServingError as error:
             _fail(str(error))
+    return (*found, len(ids))
 
 
 def score(
@@ -175,7 +178,7 @@ def targets(
     except InvalidRequest as error:
         _fail(f"--{error.field.replace('_', '-')}: {error}" if error.field else str(error))
     out = _check_out(out)
-    champions, source = _load()
+    champions, source = _load(snapshot=True)
     features, scores, _, total = _score_everyone(champions, source, progress)
     ranked, excluded = select_targets(query, features, scores, settings)
     ranked = with_reasons(ranked, features, champions.cross_sell, reasons)
