@@ -73,6 +73,24 @@ def contributions(model, frame: pd.DataFrame) -> tuple:
     )
 
 
+def shown_values(
+    model, frame: pd.DataFrame, inputs: pd.DataFrame, product: str | None
+) -> pd.DataFrame:
+    """``inputs`` with every numeric value read back from ``frame`` (the store's float64) instead
+    of the float32 the booster is fed: a reason must quote the customer's data exactly. Aligned
+    inputs (``int_page_views_offered_3m``) quote the offered product's column."""
+    alignment = getattr(model.scoring_model, "alignment", {}) or {}
+    shown = inputs.astype(object)
+    for name in inputs.columns:
+        if name in model.categories or name in KEY_INPUTS:
+            continue
+        source = name if name in frame.columns else alignment.get(name, {}).get(product)
+        if source in frame.columns:
+            values = pd.to_numeric(frame[source], errors="coerce")
+            shown[name] = values.to_numpy(dtype=float, na_value=np.nan)
+    return shown
+
+
 def _plain(value) -> float | str | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -161,10 +179,11 @@ def explain_rows(
             raise ValueError("the cross_sell model explains one product: pass product=...")
         frame["product"] = product
     contrib, base, raw, inputs = contributions(model, frame)
+    shown = shown_values(model, frame, inputs, product)
     probability = model.predict_proba(frame)
     out = []
     for i in range(len(frame)):
-        row = inputs.iloc[i].astype(object)
+        row = shown.iloc[i].astype(object)
         out.append(
             Explanation(
                 model=model.name,
