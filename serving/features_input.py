@@ -14,6 +14,7 @@ import pandas as pd
 
 from serving.champions import Champions
 from serving.errors import InvalidRequest
+from serving.schemas import CUSTOMER_ID_MAX, CUSTOMER_ID_MIN
 
 
 def validate_feature_rows(
@@ -41,6 +42,11 @@ def validate_feature_rows(
             if name == "customer_id":
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                     raise InvalidRequest(f"{where}: expected an integer id", field=where)
+                if value is not None and not CUSTOMER_ID_MIN <= value <= CUSTOMER_ID_MAX:
+                    raise InvalidRequest(
+                        f"{where}: a customer id lies in [{CUSTOMER_ID_MIN}, {CUSTOMER_ID_MAX}]",
+                        field=where,
+                    )
                 record[name] = value
                 continue
             if name not in allowed:

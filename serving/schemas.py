@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from crmscore.schema import CROSS_SELL_PRODUCTS
+
+#: Bounds of a customer id: the online store keys it as a signed 64-bit integer (and pandas'
+#: ``Int64`` holds no more), so a larger id is a malformed request, not a store failure.
+CUSTOMER_ID_MIN = 1
+CUSTOMER_ID_MAX = 2**63 - 1
+CustomerId = Annotated[int, Field(ge=CUSTOMER_ID_MIN, le=CUSTOMER_ID_MAX)]
 
 ModelName = Literal["churn", "cross_sell", "credit_risk"]
 Product = Literal[CROSS_SELL_PRODUCTS]  # type: ignore[valid-type]
@@ -53,7 +59,7 @@ class NextBestProduct(BaseModel):
 
 
 class CustomerScore(BaseModel):
-    customer_id: int | None
+    customer_id: CustomerId | None
     churn: ChurnScore
     credit_risk: CreditScore
     cross_sell: CrossSellScore
@@ -65,7 +71,7 @@ class CustomerScore(BaseModel):
 
 
 class CustomerError(BaseModel):
-    customer_id: int
+    customer_id: CustomerId
     error: str
 
 
@@ -85,7 +91,7 @@ class ReasonCodeOut(BaseModel):
 
 
 class ExplainResponse(BaseModel):
-    customer_id: int
+    customer_id: CustomerId
     model: str
     registered_model: str
     version: str
@@ -100,7 +106,7 @@ class ExplainResponse(BaseModel):
 
 class TargetRow(BaseModel):
     rank: int
-    customer_id: int
+    customer_id: CustomerId
     propensity: float
     expected_value: float
     probability_of_default: float

@@ -35,6 +35,7 @@ from serving.access import (
     enable_audit_log,
 )
 from serving.champions import Champions, load_champions
+from serving.contract import ContractMiddleware
 from serving.errors import (
     BatchTooLarge,
     InvalidRequest,
@@ -46,6 +47,7 @@ from serving.explain import explain_rows
 from serving.feature_source import OnlineFeatures
 from serving.features_input import validate_feature_rows
 from serving.schemas import (
+    CustomerId,
     ExplainResponse,
     ModelName,
     Product,
@@ -253,7 +255,7 @@ class CrmScore:
     @bentoml.api(route="/score")
     def score(
         self,
-        customer_ids: Annotated[list[int], Field(min_length=1, description="Customer ids.")],
+        customer_ids: Annotated[list[CustomerId], Field(min_length=1, description="Customer ids.")],
         ctx: bentoml.Context,
     ) -> ScoreResponse:
         """Scores of 1 to max_batch customers: churn, cross-sell per product, PD + points, tier,
@@ -282,7 +284,7 @@ class CrmScore:
     @bentoml.api(route="/explain")
     def explain(
         self,
-        customer_id: int,
+        customer_id: CustomerId,
         model: ModelName,
         ctx: bentoml.Context,
         product: Product | None = None,
@@ -432,3 +434,4 @@ class CrmScore:
 
 
 CrmScore.add_asgi_middleware(ApiKeyMiddleware)
+CrmScore.add_asgi_middleware(ContractMiddleware, service=CrmScore)

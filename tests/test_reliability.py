@@ -183,47 +183,9 @@ def assert_scores(response: httpx.Response, ids: list[int]) -> None:
 # --- contract fuzzing --------------------------------------------------------------------------
 
 
-def _ids_in(case) -> list:
-    """Customer ids a fuzzed request carries, whatever their type."""
-    body = case.body if isinstance(case.body, dict) else {}
-    ids = body.get("customer_ids") if isinstance(body.get("customer_ids"), list) else []
-    ids = [*ids, body.get("customer_id")]
-    rows = body.get("rows") if isinstance(body.get("rows"), list) else []
-    ids += [row.get("customer_id") for row in rows if isinstance(row, dict)]
-    return ids
-
-
-def _beyond_int64(case) -> bool:
-    return any(
-        isinstance(i, int) and not isinstance(i, bool) and not -INT64_MAX - 1 <= i <= INT64_MAX
-        for i in _ids_in(case)
-    )
-
-
 #: Failures the fuzzing tolerates because a strict-xfail test below pins each one:
 #: name -> (the test that pins it, predicate(case, response, failure)).
-KNOWN_DEFECTS: dict[str, tuple[str, Callable]] = {
-    "BentoML's own 400 (payload fails pydantic validation) carries `detail` as a list; the "
-    "published InvalidArgument schema says string": (
-        "test_payload_validation_errors_match_the_published_error_schema",
-        lambda case, response, failure: (
-            response.status_code == 400 and getattr(failure, "instance_path", None) == ["detail"]
-        ),
-    ),
-    "/explain publishes its top-level optional fields (product, points) as non-nullable": (
-        "test_explain_publishes_its_nullable_fields_as_nullable",
-        lambda case, response, failure: (
-            case.operation.path == "/explain"
-            and response.status_code == 200
-            and getattr(failure, "instance_path", None) in (["product"], ["points"])
-            and getattr(failure, "instance", 0) is None
-        ),
-    ),
-    "customer ids beyond int64 reach the store/pandas: 503 or 500 instead of a 400": (
-        "test_customer_ids_beyond_int64_are_refused_naming_the_field",
-        lambda case, response, failure: response.status_code in (500, 503) and _beyond_int64(case),
-    ),
-}
+KNOWN_DEFECTS: dict[str, tuple[str, Callable]] = {}
 
 
 @pytest.fixture(scope="module")
@@ -231,10 +193,6 @@ def api_schema(server):
     import schemathesis
 
     document = httpx.get(f"{server['url']}/docs.json").json()
-    # BentoML 1.4 labels pydantic 2's JSON Schema 2020-12 output (`type: null`, numeric
-    # `exclusiveMinimum`) as OpenAPI 3.0.2; read it as the 3.1 document it is
-    # (test_openapi_document_declares_the_version_it_is_written_in pins the mislabel).
-    document["openapi"] = "3.1.0"
     # One valid request per operation, tried first (explicit phase): the random ones seldom name
     # a customer the store knows, and the success responses must be checked too.
     for path, example in VALID_EXAMPLES.items():
@@ -330,12 +288,6 @@ def test_contract_fuzzing_every_operation(server, api_schema):
     print({label: dict(statuses) for label, statuses in fuzzed.items()}, dict(tolerated))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BentoML 1.4.39 (_bentoml_sdk/service/openapi.py:37 generate_spec) declares "
-    "openapi 3.0.2 but writes pydantic 2's JSON Schema 2020-12: `type: null` branches and numeric "
-    "`exclusiveMinimum` (targets.exclude_pd_above), which OpenAPI 3.0 tools reject",
-)
 def test_openapi_document_declares_the_version_it_is_written_in(server):
     document = httpx.get(f"{server['url']}/docs.json").json()
     text = json.dumps(document)
@@ -343,14 +295,6 @@ def test_openapi_document_declares_the_version_it_is_written_in(server):
     assert not (document["openapi"].startswith("3.0") and uses_31)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BentoML answers a payload that fails pydantic validation itself with "
-    "{'error': ..., 'detail': [<pydantic errors>]}; its published InvalidArgument schema says "
-    "detail is a string, and the body lacks the service's documented 'field' "
-    "(serving/service.py docstring). Fix: translate those 400s in ApiKeyMiddleware or a second "
-    "ASGI middleware into {'error': '<loc>: <msg>', 'field': '<loc>'}",
-)
 def test_payload_validation_errors_match_the_published_error_schema(server):
     response = post(server, "score", {"customer_ids": "1,2"})
     assert response.status_code == 400
@@ -370,14 +314,6 @@ def _accepts_null(schema: dict) -> bool:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BentoML's _flatten_field (_bentoml_sdk/method.py:260) replaces a top-level "
-    "`anyOf` by its first branch, so ExplainResponse.product (str | None) and .points "
-    "(float | None) (serving/schemas.py) are published as non-nullable string/number while "
-    "churn/credit_risk explanations return product=null and cross_sell ones points=null. Fix: "
-    "annotate them with WithJsonSchema({'type': ..., 'nullable': True}) or nest them",
-)
 def test_explain_publishes_its_nullable_fields_as_nullable(server):
     document = httpx.get(f"{server['url']}/docs.json").json()
     body = document["paths"]["/explain"]["post"]["responses"]["200"]["content"]
@@ -387,14 +323,6 @@ def test_explain_publishes_its_nullable_fields_as_nullable(server):
     assert _accepts_null(properties["product"]) and _accepts_null(properties["points"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="customer ids are declared as unbounded integers (serving/service.py score/explain, "
-    "serving/features_input.py customer_id): an id beyond int64 reaches Feast's SQLite key "
-    "serialisation (503 'online feature store unavailable: Value out of range', blaming the "
-    "store) or pandas astype('Int64') in serving/scoring.py score_frame (500). Fix: declare ids "
-    "as Annotated[int, Field(ge=1, le=2**63 - 1)] and check rows[i].customer_id the same way",
-)
 @pytest.mark.parametrize(
     ("endpoint", "payload", "field"),
     [

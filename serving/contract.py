@@ -1,0 +1,165 @@
+"""The HTTP contract as published and as answered: the OpenAPI document and the 4xx error bodies.
+
+BentoML 1.4 generates both, with three gaps this module closes (see tests/test_reliability.py):
+
+* its document says ``openapi: 3.0.2`` but holds pydantic 2's JSON Schema 2020-12 (``type: null``
+  branches, numeric ``exclusiveMinimum``), which is OpenAPI 3.1: it is declared 3.1.0;
+* it replaces a top-level ``anyOf`` of a request or response by its first branch, so optional
+  fields (``/explain``'s ``product``, ``points``) are published non-nullable: the model's own
+  property schemas are put back;
+* a payload that fails pydantic validation gets BentoML's ``{"error", "detail": [...]}`` (and its
+  other 4xx a one-element list), not the service's ``{"error", "field"}``:
+  :class:`ContractMiddleware` rewrites those bodies and serves the corrected document.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.responses import Response
+
+Message = MutableMapping[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+
+#: BentoML's components are keyed by model name: the same template keeps our ``$ref``s valid.
+REF_TEMPLATE = "#/components/schemas/{model}"
+DOCUMENT_PATH = "/docs.json"
+#: Error bodies, every status: ``field`` names where the problem is (absent for 401/403/5xx).
+ERROR_PROPERTIES = {
+    "error": {"type": "string", "title": "Message", "description": "What is wrong."},
+    "field": {
+        "type": "string",
+        "title": "Field",
+        "description": "Where: the payload path, e.g. customer_ids[1] or rows[0].segment.",
+    },
+}
+#: Error components BentoML publishes (with a ``detail`` no answer carries) -> required keys.
+ERROR_COMPONENTS = {
+    "InvalidArgument": ["error", "field"],
+    "NotFound": ["error"],
+    "InternalServerError": ["error"],
+}
+
+
+# --- the published document --------------------------------------------------------------------
+
+
+def _restore_optional_properties(schema: dict[str, Any], model: Any) -> None:
+    """Put back the top-level properties BentoML flattened from ``anyOf`` to its first branch."""
+    original = model.model_json_schema(ref_template=REF_TEMPLATE, mode="serialization")
+    properties = schema.get("properties", {})
+    for name, prop in original.get("properties", {}).items():
+        if name in properties and "anyOf" in prop:
+            properties[name] = prop
+
+
+def published_document(service: Any) -> dict[str, Any]:
+    """The OpenAPI document of a BentoML ``service``, self-consistent (3.1) and faithful to the
+    request/response models and to the error bodies the service sends."""
+    document = service.openapi_spec.asdict()
+    document["openapi"] = "3.1.0"
+    for path_item in document["paths"].values():
+        for operation in path_item.values():
+            method = service.apis.get(operation.get("x-bentoml-name", ""))
+            if method is None:
+                continue
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                _restore_optional_properties(media["schema"], method.input_spec)
+            for status, response in operation["responses"].items():
+                if str(status) == "200":  # BentoML keys statuses by int until serialised
+                    for media in response.get("content", {}).values():
+                        _restore_optional_properties(media["schema"], method.output_spec)
+    schemas = document.get("components", {}).get("schemas", {})
+    for name, required in ERROR_COMPONENTS.items():
+        if name in schemas:
+            schemas[name] = {
+                **{k: v for k, v in schemas[name].items() if k not in ("properties", "required")},
+                "type": "object",
+                "required": required,
+                "properties": ERROR_PROPERTIES,
+            }
+    return document
+
+
+# --- error bodies ------------------------------------------------------------------------------
+
+
+def field_path(location: list | tuple) -> str:
+    """A pydantic error location as the service names fields: ``rows[0].customer_id``."""
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or "body"
+
+
+def error_body(body: bytes) -> bytes:
+    """``body`` as ``{"error", "field"}``: BentoML's validation 400 (``detail`` = pydantic errors)
+    names the first failing field; its one-element list becomes that element; anything else
+    (already ours, or not JSON) is returned unchanged."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(payload, list) and len(payload) == 1 and isinstance(payload[0], dict):
+        payload = {"field": "body", **payload[0]}
+    elif isinstance(payload, dict) and isinstance(payload.get("detail"), list):
+        errors = [e for e in payload["detail"] if isinstance(e, dict)]
+        if not errors:
+            return body
+        first = errors[0]
+        field = field_path(first.get("loc", ()))
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        payload = {"error": f"{field}: {first.get('msg', 'invalid value')}{more}", "field": field}
+    else:
+        return body
+    return json.dumps(payload).encode()
+
+
+def _rewriting_errors(send: Send) -> Send:
+    """``send`` that holds a 4xx JSON response until its body is complete, then rewrites it with
+    :func:`error_body` (other responses stream through untouched)."""
+    held: dict[str, Any] = {}
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = dict(message.get("headers", []))
+            if 400 <= message["status"] < 500 and b"json" in headers.get(b"content-type", b""):
+                held["start"], held["body"] = message, b""
+                return
+        elif message["type"] == "http.response.body" and "start" in held:
+            held["body"] += message.get("body", b"")
+            if message.get("more_body", False):
+                return
+            body = error_body(held["body"])
+            start = held.pop("start")
+            headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send(message)
+
+    return wrapped
+
+
+class ContractMiddleware:
+    """Serves :func:`published_document` at ``/docs.json`` and gives every 4xx the service's
+    ``{"error", "field"}`` body, whichever layer (BentoML or the service) answered."""
+
+    def __init__(self, app, service: Any) -> None:
+        self.app = app
+        self.service = service
+        self._document: bytes | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope.get("path") == DOCUMENT_PATH and scope.get("method") == "GET":
+            if self._document is None:  # generated once: the API cannot change while serving
+                self._document = json.dumps(published_document(self.service)).encode()
+            await Response(self._document, media_type="application/json")(scope, receive, send)
+            return
+        await self.app(scope, receive, _rewriting_errors(send))
