@@ -126,6 +126,12 @@ class ServingSettings(BaseModel):
     audit_key: str = ""
     #: Most customer ids one /score request may carry.
     max_batch: int = Field(default=1000, ge=1)
+    #: Loading the champions from an HTTP registry (start-up, ``/reload``, batch): seconds a
+    #: registry call may stay silent, and retries of a failed call. A hung or unreachable registry
+    #: then fails the load within about (retries + 1) x timeout and ``/reload`` answers 503 with
+    #: the models in use kept (MLflow's own defaults wait 120 s per call and retry 7 times).
+    registry_timeout_seconds: int = Field(default=5, ge=1)
+    registry_max_retries: int = Field(default=1, ge=0)
     #: Reason codes returned per explanation.
     top_k: int = Field(default=5, ge=1, le=50)
     #: Credit products are neither the next best product nor on a target list above this PD.

@@ -7,6 +7,7 @@ a freshly reloaded churn model with a stale cross-sell one.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -63,10 +64,22 @@ class Champions:
         return list(seen)
 
 
+def bound_registry_calls() -> None:
+    """Make MLflow's HTTP calls give up after ``serving.registry_timeout_seconds`` of silence and
+    ``serving.registry_max_retries`` retries: its defaults (120 s, 7 retries with backoff) would
+    hold a ``/reload`` for minutes on a hung registry. MLflow reads both at every call."""
+    from crmscore.settings import get_settings
+
+    settings = get_settings().serving
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.registry_timeout_seconds)
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.registry_max_retries)
+
+
 def load_champions() -> Champions:
     """Load every champion, or raise :class:`Unavailable` naming the model and the reason."""
     from training.registry import load_champion
 
+    bound_registry_calls()
     loaded = {}
     for name in MODEL_NAMES:
         try:

@@ -565,18 +565,6 @@ def test_registry_outage_keeps_serving_the_loaded_models(server):
     assert reloaded.json()["models"] == before.json()["models"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="POST /reload does not answer 503 when the HTTP registry is down or hangs: "
-    "serving/champions.py load_champions -> training.registry.load_champion runs with MLflow's "
-    "defaults (MLFLOW_HTTP_REQUEST_TIMEOUT=120 s; MAX_RETRIES=7 with backoff factor 2 on a "
-    "refused connection), so the request waits until BentoML's 120 s traffic timeout answers "
-    "504 'Not able to process the request in 120 seconds' (measured with the registry killed). "
-    "Fix: bound the registry calls serving makes (a setting such as "
-    "serving.registry_timeout_s, applied through MLFLOW_HTTP_REQUEST_TIMEOUT/_MAX_RETRIES or a "
-    "deadline around CrmScore._load in /reload) and answer 503 'reload failed, kept the current "
-    "models'",
-)
 def test_reload_with_the_registry_hanging_answers_503_promptly_and_keeps_the_models(server):
     server["signal_registry"](signal.SIGSTOP)
     try:
