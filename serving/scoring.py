@@ -56,12 +56,15 @@ def cross_sell_propensities(champions: Champions, features: pd.DataFrame) -> pd.
     n = len(features)
     stacked = pd.concat([features] * len(CROSS_SELL_PRODUCTS), ignore_index=True)
     stacked[PRODUCT_KEY] = np.repeat(CROSS_SELL_PRODUCTS, n)
-    probability = model.predict_proba(stacked).reshape(len(CROSS_SELL_PRODUCTS), n)
-    out = pd.DataFrame(index=features.index)
-    for k, product in enumerate(CROSS_SELL_PRODUCTS):
-        column = pd.Series(probability[k], index=features.index)
-        out[propensity_column(product)] = column.where(~holds(features, product))
-    return out
+    probability = model.predict_proba(stacked).reshape(len(CROSS_SELL_PRODUCTS), n).T
+    held = np.column_stack([holds(features, p).to_numpy() for p in CROSS_SELL_PRODUCTS])
+    # One masked matrix, not a Series per product: pandas' per-column overhead dominated small
+    # requests.
+    return pd.DataFrame(
+        np.where(held, np.nan, probability),
+        index=features.index,
+        columns=[propensity_column(p) for p in CROSS_SELL_PRODUCTS],
+    )
 
 
 def expected_values(
@@ -71,13 +74,16 @@ def expected_values(
     settings: ServingSettings,
 ) -> pd.DataFrame:
     """Expected yearly margin of offering each product; NaN where it may not be offered."""
-    out = pd.DataFrame(index=propensities.index)
-    for product in CROSS_SELL_PRODUCTS:
-        value = propensities[propensity_column(product)] * settings.product_value.get(product, 0.0)
-        if product in CREDIT_PRODUCTS:
-            value = (value * (1 - pd_default)).where(pd_default <= settings.max_pd)
-        out[product] = value.where(active)
-    return out
+    margin = np.array([settings.product_value.get(p, 0.0) for p in CROSS_SELL_PRODUCTS])
+    credit = np.isin(CROSS_SELL_PRODUCTS, list(CREDIT_PRODUCTS))
+    risk = pd_default.to_numpy(dtype=float)[:, None]
+    value = propensities[[propensity_column(p) for p in CROSS_SELL_PRODUCTS]].to_numpy() * margin
+    value = np.where(credit, value * (1 - risk), value)
+    # Credit products are not offered above max_pd (suitability); nothing to lost customers.
+    allowed = (~credit | (risk <= settings.max_pd)) & active.to_numpy(dtype=bool)[:, None]
+    return pd.DataFrame(
+        np.where(allowed, value, np.nan), index=propensities.index, columns=CROSS_SELL_PRODUCTS
+    )
 
 
 def is_active(features: pd.DataFrame) -> pd.Series:
@@ -96,9 +102,14 @@ def score_frame(
     points = credit.points(pd_default.to_numpy())
     propensities = cross_sell_propensities(champions, features)
     active = is_active(features)
-    ev = expected_values(propensities, pd_default, active, settings)
-    best = ev.fillna(-np.inf).idxmax(axis=1).where(ev.notna().any(axis=1))
-    best_ev = ev.max(axis=1, skipna=True)
+    ev = expected_values(propensities, pd_default, active, settings).to_numpy()
+    offered = ~np.isnan(ev)
+    any_offer = offered.any(axis=1)
+    ranked = np.where(offered, ev, -np.inf)
+    # The first product with the highest expected value; None when nothing may be offered.
+    products = np.asarray(CROSS_SELL_PRODUCTS, dtype=object)
+    best = np.where(any_offer, products[ranked.argmax(axis=1)], None)
+    best_ev = np.where(any_offer, ranked.max(axis=1), np.nan)
     value = customer_value(features, settings)
     has_credit = features["credit_n_accounts"].fillna(0) > 0
     tiers = assign_tiers(
@@ -111,20 +122,19 @@ def score_frame(
         active=active,
         settings=settings,
     )
-    out = pd.DataFrame(
-        {
-            "customer_id": customer_id_column(features["customer_id"]),
-            "churn_probability": churn,
-            "probability_of_default": pd_default,
-            "score_points": np.round(points, 1) if points is not None else np.nan,
-            "has_credit": has_credit,
-        }
-    )
-    out = pd.concat([out, propensities], axis=1)
-    out["value"] = value.round(2)
-    out = pd.concat([out, tiers], axis=1)
-    out["next_best_product"] = best.astype(object).where(best.notna(), None)
-    out["next_best_expected_value"] = best_ev.round(2)
+    columns = {
+        "customer_id": customer_id_column(features["customer_id"]),
+        "churn_probability": churn,
+        "probability_of_default": pd_default,
+        "score_points": np.round(points, 1) if points is not None else np.nan,
+        "has_credit": has_credit,
+        **{name: propensities[name] for name in propensities.columns},
+        "value": value.round(2),
+        **{name: tiers[name] for name in tiers.columns},
+        "next_best_product": best,
+        "next_best_expected_value": np.round(best_ev, 2),
+    }
     for name, ref in champions.versions().items():
-        out[f"{name}_model"] = f"{ref['model']}/{ref['version']}"
-    return out
+        columns[f"{name}_model"] = f"{ref['model']}/{ref['version']}"
+    # One frame from whole columns: no concat or column-by-column inserts per request.
+    return pd.DataFrame(columns, index=features.index)

@@ -101,49 +101,85 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
 
-def _customer_score(row: dict[str, Any]) -> dict[str, Any]:
-    """The nested ``CustomerScore`` of one flat :func:`score_frame` row."""
+def _customer_scores(scored: pd.DataFrame) -> list[dict[str, Any]]:
+    """The nested ``CustomerScore`` of every flat :func:`score_frame` row.
 
-    def ref(name: str) -> dict[str, str]:
-        model, _, version = str(row[f"{name}_model"]).rpartition("/")
-        return {"model": model, "version": version}
+    Built from whole columns turned into Python lists once (NaN -> None): the per-row work is only
+    assembling dicts, never a pandas lookup per field.
+    """
 
-    def number(value) -> float | None:
-        return None if pd.isna(value) else float(value)
+    def column(name: str) -> list:
+        return scored[name].tolist()
 
-    best = row["next_best_product"]
-    return {
-        "customer_id": None if pd.isna(row["customer_id"]) else int(row["customer_id"]),
-        "churn": {"probability": float(row["churn_probability"]), **ref("churn")},
-        "credit_risk": {
-            "probability_of_default": float(row["probability_of_default"]),
-            "points": number(row["score_points"]),
-            "has_credit": bool(row["has_credit"]),
-            **ref("credit_risk"),
-        },
-        "cross_sell": {
-            "products": [
-                {
-                    "product": p,
-                    "propensity": number(row[propensity_column(p)]),
-                    "holds": pd.isna(row[propensity_column(p)]),
+    def numbers(name: str) -> list[float | None]:
+        return [None if v != v else v for v in scored[name].to_numpy(dtype=float).tolist()]
+
+    def refs(name: str) -> list[dict[str, str]]:
+        split = {}
+        for ref in set(column(f"{name}_model")):  # one value per frame: the loaded version
+            model, _, version = str(ref).rpartition("/")
+            split[ref] = {"model": model, "version": version}
+        return [split[ref] for ref in column(f"{name}_model")]
+
+    ids = scored["customer_id"].astype(object).where(scored["customer_id"].notna(), None)
+    propensity = {p: numbers(propensity_column(p)) for p in CROSS_SELL_PRODUCTS}
+    rows = zip(
+        ids.tolist(),
+        numbers("churn_probability"),
+        refs("churn"),
+        numbers("probability_of_default"),
+        numbers("score_points"),
+        column("has_credit"),
+        refs("credit_risk"),
+        refs("cross_sell"),
+        numbers("value"),
+        column("tier"),
+        column("tier_reason"),
+        column("contact_every_days"),
+        column("next_best_product"),
+        numbers("next_best_expected_value"),
+        strict=True,
+    )
+    results = []
+    for i, (
+        customer_id, churn, churn_ref, pd_default, points, has_credit, credit_ref, cross_ref,
+        value, tier, tier_reason, contact_days, best, best_ev,
+    ) in enumerate(rows):  # fmt: skip
+        results.append(
+            {
+                "customer_id": None if customer_id is None else int(customer_id),
+                "churn": {"probability": churn, **churn_ref},
+                "credit_risk": {
+                    "probability_of_default": pd_default,
+                    "points": points,
+                    "has_credit": bool(has_credit),
+                    **credit_ref,
+                },
+                "cross_sell": {
+                    "products": [
+                        {
+                            "product": p,
+                            "propensity": propensity[p][i],
+                            "holds": propensity[p][i] is None,
+                        }
+                        for p in CROSS_SELL_PRODUCTS
+                    ],
+                    **cross_ref,
+                },
+                "value": value,
+                "tier": tier,
+                "tier_reason": tier_reason,
+                "contact_every_days": int(contact_days),
+                "next_best_product": {
+                    "product": best,
+                    "propensity": propensity[best][i],
+                    "expected_value": best_ev,
                 }
-                for p in CROSS_SELL_PRODUCTS
-            ],
-            **ref("cross_sell"),
-        },
-        "value": float(row["value"]),
-        "tier": row["tier"],
-        "tier_reason": row["tier_reason"],
-        "contact_every_days": int(row["contact_every_days"]),
-        "next_best_product": None
-        if best is None or pd.isna(best)
-        else {
-            "product": best,
-            "propensity": float(row[propensity_column(best)]),
-            "expected_value": float(row["next_best_expected_value"]),
-        },
-    }
+                if isinstance(best, str)
+                else None,
+            }
+        )
+    return results
 
 
 @bentoml.service(
@@ -267,8 +303,7 @@ class CrmScore:
             features, unknown = loaded.source.fetch(ids)
             results = []
             if not features.empty:
-                scored = score_frame(loaded.champions, features, self.settings)
-                results = [_customer_score(row) for row in scored.to_dict(orient="records")]
+                results = _customer_scores(score_frame(loaded.champions, features, self.settings))
             return {
                 "results": results,
                 "errors": [
@@ -347,7 +382,7 @@ class CrmScore:
             if frame["customer_id"].isna().all():
                 scored["customer_id"] = None
             return {
-                "results": [_customer_score(row) for row in scored.to_dict(orient="records")],
+                "results": _customer_scores(scored),
                 "errors": [],
                 "models": loaded.champions.versions(),
             }

@@ -57,45 +57,64 @@ def assign_tiers(
 ) -> pd.DataFrame:
     """``tier`` and ``tier_reason`` for aligned series (one row per customer)."""
     s = settings
-    risky_churn = churn >= s.tier_max_churn
-    risky_credit = has_credit & (pd_default >= s.tier_max_pd)
+    churn_p = churn.to_numpy(dtype=float)
+    pd_p = pd_default.to_numpy(dtype=float)
+    val = value.to_numpy(dtype=float)
+    best = best_propensity.to_numpy(dtype=float)
+
+    def flag(condition: pd.Series) -> np.ndarray:
+        return condition.fillna(False).to_numpy(dtype=bool)
+
+    # (condition, tier, sentences for the rows it decides): the first match wins.
     rules = [
-        (~active, "D", lambda i: "no open account (lost customer: win-back)"),
-        (risky_churn, "D", lambda i: f"churn probability {churn[i]:.2f} >= {s.tier_max_churn}"),
+        (~flag(active), "D", lambda r: ["no open account (lost customer: win-back)"] * r.sum()),
         (
-            risky_credit,
+            churn_p >= s.tier_max_churn,
             "D",
-            lambda i: f"probability of default {pd_default[i]:.2f} >= {s.tier_max_pd}",
+            lambda r: [f"churn probability {c:.2f} >= {s.tier_max_churn}" for c in churn_p[r]],
         ),
         (
-            (value >= s.tier_a_value) & (best_propensity >= s.tier_a_propensity),
+            flag(has_credit) & (pd_p >= s.tier_max_pd),
+            "D",
+            lambda r: [f"probability of default {p:.2f} >= {s.tier_max_pd}" for p in pd_p[r]],
+        ),
+        (
+            (val >= s.tier_a_value) & (best >= s.tier_a_propensity),
             "A",
-            lambda i: (
-                f"value {value[i]:,.0f}/yr >= {s.tier_a_value:,.0f} and best offer "
-                f"propensity {best_propensity[i]:.2f} >= {s.tier_a_propensity}"
-            ),
+            lambda r: [
+                f"value {v:,.0f}/yr >= {s.tier_a_value:,.0f} and best offer "
+                f"propensity {b:.2f} >= {s.tier_a_propensity}"
+                for v, b in zip(val[r], best[r], strict=True)
+            ],
         ),
         (
-            value >= s.tier_b_value,
+            val >= s.tier_b_value,
             "B",
-            lambda i: f"value {value[i]:,.0f}/yr >= {s.tier_b_value:,.0f}",
+            lambda r: [f"value {v:,.0f}/yr >= {s.tier_b_value:,.0f}" for v in val[r]],
         ),
-        (has_deposits, "C", lambda i: f"holds deposits; value {value[i]:,.0f}/yr"),
+        (flag(has_deposits), "C", lambda r: [f"holds deposits; value {v:,.0f}/yr" for v in val[r]]),
+        (
+            np.ones(len(val), dtype=bool),
+            "D",
+            lambda r: [
+                f"no deposits and value {v:,.0f}/yr < {s.tier_b_value:,.0f}" for v in val[r]
+            ],
+        ),
     ]
-    tier = pd.Series("D", index=value.index, dtype=object)
-    reason = pd.Series("", index=value.index, dtype=object)
-    decided = pd.Series(False, index=value.index)
-    for condition, label, explain in rules:
-        hit = condition.fillna(False).astype(bool) & ~decided
-        for i in hit[hit].index:
-            tier[i], reason[i] = label, explain(i)
-        decided |= hit
-    for i in decided[~decided].index:
-        reason[i] = f"no deposits and value {value[i]:,.0f}/yr < {s.tier_b_value:,.0f}"
+    # Which rule decides each row, in one pass; then each rule's sentences for its rows only
+    # (whole-array selection instead of a pandas assignment per customer).
+    decider = np.select([condition for condition, _, _ in rules], np.arange(len(rules)))
+    tier = np.array([label for _, label, _ in rules], dtype=object)[decider]
+    reason = np.empty(len(value), dtype=object)
+    for k, (_, _, sentences) in enumerate(rules):
+        rows = decider == k
+        if rows.any():
+            reason[rows] = sentences(rows)
+    tier_series = pd.Series(tier, index=value.index, dtype=object)
     return pd.DataFrame(
         {
-            "tier": tier,
-            "tier_reason": reason,
-            "contact_every_days": tier.map(CONTACT_EVERY_DAYS).astype(np.int64),
+            "tier": tier_series,
+            "tier_reason": pd.Series(reason, index=value.index, dtype=object),
+            "contact_every_days": tier_series.map(CONTACT_EVERY_DAYS).astype(np.int64),
         }
     )
