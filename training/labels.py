@@ -36,8 +36,10 @@ _SAMPLE_BUCKETS = 1_000_000
 
 _OPEN_AT = "a.open_date < s.snapshot AND (a.close_date IS NULL OR a.close_date >= s.snapshot)"
 
-_LABEL_SQL = {
-    "churn": f"""
+#: model -> (CTEs ending with ``population``: who is eligible when, the outcome SELECT over it).
+_LABEL_SQL: dict[str, tuple[str, str]] = {
+    "churn": (
+        f"""
         WITH population AS (
             SELECT DISTINCT s.snapshot, a.customer_id
             FROM snapshots s JOIN accounts a ON {_OPEN_AT}
@@ -50,6 +52,8 @@ _LABEL_SQL = {
                 WHERE o.customer_id = c.customer_id AND o.open_date <= c.close_date
                   AND (o.close_date IS NULL OR o.close_date > c.close_date))
         )
+    """,
+        """
         SELECT p.customer_id, p.snapshot,
                COALESCE(bool_or(d.day IS NOT NULL), FALSE)::INT AS label
         FROM population p
@@ -57,7 +61,9 @@ _LABEL_SQL = {
              AND d.day >= p.snapshot AND d.day < p.snapshot + to_months($horizon)
         GROUP BY ALL
     """,
-    "cross_sell": f"""
+    ),
+    "cross_sell": (
+        f"""
         WITH customers_open AS (
             SELECT DISTINCT s.snapshot, a.customer_id
             FROM snapshots s JOIN accounts a ON {_OPEN_AT}
@@ -72,6 +78,8 @@ _LABEL_SQL = {
             ANTI JOIN held h ON h.snapshot = c.snapshot AND h.customer_id = c.customer_id
                              AND h.product = p.product
         )
+    """,
+        """
         SELECT p.customer_id, p.snapshot, p.product,
                COALESCE(bool_or(a.account_id IS NOT NULL), FALSE)::INT AS label
         FROM population p
@@ -79,7 +87,9 @@ _LABEL_SQL = {
              AND a.open_date >= p.snapshot AND a.open_date < p.snapshot + to_months($horizon)
         GROUP BY ALL
     """,
-    "credit_risk": f"""
+    ),
+    "credit_risk": (
+        f"""
         WITH credit AS (
             SELECT * FROM accounts WHERE product IN (SELECT product FROM credit_products)
         ),
@@ -93,6 +103,8 @@ _LABEL_SQL = {
             ANTI JOIN status b ON b.customer_id = a.customer_id
                  AND b.month = s.snapshot - INTERVAL 1 DAY AND b.days_past_due >= $dpd
         )
+    """,
+        """
         SELECT p.customer_id, p.snapshot,
                COALESCE(bool_or(st.month IS NOT NULL), FALSE)::INT AS label
         FROM population p
@@ -100,6 +112,7 @@ _LABEL_SQL = {
              AND st.month >= p.snapshot AND st.month < p.snapshot + to_months($horizon)
         GROUP BY ALL
     """,
+    ),
 }
 
 
@@ -116,14 +129,32 @@ def _table_glob(raw_dir: Path, table: str) -> str:
     )
 
 
-def _connect(raw_dir: Path) -> duckdb.DuckDBPyConnection:
+def _connect(raw_dir: Path, share: float = 1.0) -> duckdb.DuckDBPyConnection:
+    """Views over the raw tables; with ``share`` < 1 the accounts (and through them every label
+    input) of a fixed hash sample of customers only."""
     con = duckdb.connect()
     # The cross-sell population of a large bank is tens of millions of rows: spill, don't OOM.
     con.execute(f"SET memory_limit = '{get_settings().features.duckdb_memory()}'")
+    con.execute("SET preserve_insertion_order = false")  # the result is sorted anyway
     for table in LABEL_TABLES:
         source = _table_glob(raw_dir, table)
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{source}')")
+        sample = ""
+        if table == "accounts" and share < 1.0:
+            sample = (
+                f" WHERE hash(customer_id) % {_SAMPLE_BUCKETS} < {round(share * _SAMPLE_BUCKETS)}"
+            )
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{source}'){sample}")
     return con
+
+
+def _query(
+    raw_dir: Path, sql: str, snapshots: list[date], params: dict, share: float = 1.0
+) -> duckdb.DuckDBPyConnection:
+    con = _connect(raw_dir, share)
+    con.register("snapshots", pd.DataFrame({"snapshot": pd.to_datetime(snapshots).date}))
+    con.register("products", pd.DataFrame({"product": list(CROSS_SELL_PRODUCTS)}))
+    con.register("credit_products", pd.DataFrame({"product": list(CREDIT_PRODUCTS)}))
+    return con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
 
 
 def _month_start(day: date) -> bool:
@@ -196,19 +227,16 @@ def build_labels(
         return pd.DataFrame({c: [] for c in [*columns, "label"]}).astype(
             {"customer_id": "int64", "event_timestamp": "datetime64[ns]", "label": "int64"}
         )
-    con = _connect(raw_dir)
-    con.register("snapshots", pd.DataFrame({"snapshot": pd.to_datetime(keep).date}))
-    con.register("products", pd.DataFrame({"product": list(CROSS_SELL_PRODUCTS)}))
-    con.register("credit_products", pd.DataFrame({"product": list(CREDIT_PRODUCTS)}))
-    con.execute(
-        f"CREATE TEMP TABLE labelled AS {_LABEL_SQL[model]}",
-        {"horizon": horizon, **({"dpd": DEFAULT_DPD} if model == "credit_risk" else {})},
-    )
-    rows = con.execute("SELECT count(*) FROM labelled").fetchone()[0]
-    share = 1.0 if max_rows is None or rows <= max_rows else max_rows / rows
-    sample = f"hash(customer_id) % {_SAMPLE_BUCKETS} < {round(share * _SAMPLE_BUCKETS)}"
-    frame = con.execute(
-        f"SELECT * FROM labelled {'' if share == 1.0 else f'WHERE {sample}'} ORDER BY ALL"
+    population, outcome = _LABEL_SQL[model]
+    params = {"horizon": horizon, "dpd": DEFAULT_DPD}
+    share = 1.0
+    if max_rows is not None:  # count who is eligible (cheap), then label a share of customers
+        (rows,) = _query(
+            raw_dir, f"{population} SELECT count(*) FROM population", keep, params
+        ).fetchone()
+        share = min(1.0, max_rows / max(rows, 1))
+    frame = _query(
+        raw_dir, f"SELECT * FROM ({population} {outcome}) ORDER BY ALL", keep, params, share
     ).df()
     frame = frame.rename(columns={"snapshot": "event_timestamp"})
     frame["customer_id"] = frame["customer_id"].astype("int64")
