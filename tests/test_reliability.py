@@ -31,9 +31,10 @@ import httpx
 import pandas as pd
 import pytest
 
-from crmscore.settings import PROJECT_ROOT, get_settings
+from crmscore.settings import PROJECT_ROOT
 from serving.access import ROLE_ENDPOINTS, Pseudonymiser
 from tests.servers import free_port, wait_for_port
+from tests.stacks import built_stack, stack_env
 from tests.test_serving import start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -97,35 +98,16 @@ def mlflow_registry(database: Path, port: int) -> Iterator[subprocess.Popen]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Bank + features + online store + champions registered in a SQLite MLflow registry."""
-    from crmscore.synthetic import BankConfig, generate_bank
-    from features.build import apply, build_feature_tables
-    from features.materialize import materialize
-    from training.pipeline import train_model
-
     root = tmp_path_factory.mktemp("reliability")
-    database = root / "mlruns" / "mlflow.db"
-    env = {
-        "CRMSCORE_DATA_DIR": str(root / "data"),
-        "CRMSCORE_TRAINING__TRACKING_URI": f"sqlite:///{database}",
-        "CRMSCORE_TRAINING__SHAP_ROWS": "100",
-        "CRMSCORE_SERVING__API_KEYS": json.dumps(KEYS),
-        "CRMSCORE_SERVING__AUDIT_KEY": AUDIT_KEY,
-        "BENTOML_HOME": str(root / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "true",
-    }
-    patch = pytest.MonkeyPatch()
-    for name, value in env.items():
-        patch.setenv(name, value)
-    get_settings.cache_clear()
-    generate_bank(BankConfig(customers=1000, months=24, seed=5), root / "data", progress=False)
-    build_feature_tables()
-    apply()
-    materialize()
-    for model in ("churn", "cross_sell", "credit_risk"):
-        train_model(model, lgbm_overrides={"n_estimators": 60})
-    yield {"root": root, "database": database, "env": env}
-    patch.undo()
-    get_settings.cache_clear()
+    env = stack_env(
+        root,
+        CRMSCORE_TRAINING__SHAP_ROWS="100",
+        CRMSCORE_SERVING__API_KEYS=json.dumps(KEYS),
+        CRMSCORE_SERVING__AUDIT_KEY=AUDIT_KEY,
+    )
+    overrides = {"n_estimators": 60}
+    with built_stack(root, env, customers=1000, seed=5, materialise=True, lgbm_overrides=overrides):
+        yield {"root": root, "database": root / "mlruns" / "mlflow.db", "env": env}
 
 
 @pytest.fixture(scope="module")

@@ -10,25 +10,17 @@ import pytest
 
 from crmscore.settings import get_settings
 from tests.servers import mlflow_server, postgres_server
+from tests.stacks import built_stack, stack_env
 
 
 @pytest.fixture(scope="module")
 def featured_bank(tmp_path_factory):
     """A small bank with its Feast feature tables built and applied."""
-    from crmscore.synthetic import BankConfig, generate_bank
-    from features.build import apply, build_feature_tables
-
     root = tmp_path_factory.mktemp("scale-path")
-    generate_bank(BankConfig(customers=700, months=24, seed=5), root / "data", progress=False)
-    env = pytest.MonkeyPatch()
-    env.setenv("CRMSCORE_DATA_DIR", str(root / "data"))
-    env.setenv("CRMSCORE_TRAINING__SHAP_ROWS", "200")
-    get_settings.cache_clear()
-    build_feature_tables()
-    apply()
-    yield root
-    env.undo()
-    get_settings.cache_clear()
+    with built_stack(
+        root, stack_env(root, CRMSCORE_TRAINING__SHAP_ROWS="200"), customers=700, seed=5
+    ):
+        yield root
 
 
 @pytest.mark.slow
@@ -55,9 +47,11 @@ def test_training_registers_and_loads_the_champion_through_a_postgres_backed_mlf
         engine = sqlalchemy.create_engine(database)
         with engine.connect() as connection:
             runs = connection.execute(sqlalchemy.text("SELECT count(*) FROM runs")).scalar()
-            aliases = connection.execute(
-                sqlalchemy.text("SELECT alias FROM registered_model_aliases")
-            ).scalars().all()
+            aliases = (
+                connection.execute(sqlalchemy.text("SELECT alias FROM registered_model_aliases"))
+                .scalars()
+                .all()
+            )
         engine.dispose()
         assert runs >= 1
         assert "champion" in aliases

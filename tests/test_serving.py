@@ -27,7 +27,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from crmscore.settings import PROJECT_ROOT, get_settings
+from crmscore.settings import PROJECT_ROOT
+from tests.stacks import built_stack, stack_env
 
 pytestmark = pytest.mark.slow
 
@@ -85,36 +86,17 @@ def stop_server(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Bank + features + online store + trained champions, and the settings env that finds them."""
-    from crmscore.synthetic import BankConfig, generate_bank
-
     root = tmp_path_factory.mktemp("serving")
-    env = {
-        "CRMSCORE_DATA_DIR": str(root / "data"),
-        "CRMSCORE_TRAINING__TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-        "CRMSCORE_TRAINING__SHAP_ROWS": "200",
-        "CRMSCORE_SERVING__API_KEYS": json.dumps(KEYS),
-        "CRMSCORE_SERVING__AUDIT_KEY": AUDIT_KEY,
-        "CRMSCORE_SERVING__MAX_BATCH": str(MAX_BATCH),
-        "BENTOML_HOME": str(root / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "true",
-    }
-    patch = pytest.MonkeyPatch()
-    for name, value in env.items():
-        patch.setenv(name, value)
-    get_settings.cache_clear()
-    generate_bank(BankConfig(customers=1500, months=24, seed=3), root / "data", progress=False)
-    from features.build import apply, build_feature_tables
-    from features.materialize import materialize
-    from training.pipeline import train_model
-
-    build_feature_tables()
-    apply()
-    materialize()
-    for model in ("churn", "cross_sell", "credit_risk"):
-        train_model(model, lgbm_overrides={"n_estimators": 150})
-    yield {"root": root, "env": {**os.environ, **env}}
-    patch.undo()
-    get_settings.cache_clear()
+    env = stack_env(
+        root,
+        CRMSCORE_TRAINING__SHAP_ROWS="200",
+        CRMSCORE_SERVING__API_KEYS=json.dumps(KEYS),
+        CRMSCORE_SERVING__AUDIT_KEY=AUDIT_KEY,
+        CRMSCORE_SERVING__MAX_BATCH=str(MAX_BATCH),
+    )
+    overrides = {"n_estimators": 150}
+    with built_stack(root, env, customers=1500, seed=3, materialise=True, lgbm_overrides=overrides):
+        yield {"root": root, "env": {**os.environ, **env}}
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 
 from crmscore.settings import get_settings
 from models import CREDIT_RISK, MODELS
+from tests.stacks import built_stack, stack_env
 from training.pipeline import train_model
 from training.registry import load_champion
 from training.scorecard import Scorecard
@@ -18,22 +19,10 @@ from training.scorecard import Scorecard
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory):
     """A small synthetic bank with its Feast feature store and an empty MLflow store."""
-    from crmscore.synthetic import BankConfig, generate_bank
-
     root = tmp_path_factory.mktemp("training")
-    generate_bank(BankConfig(customers=1500, months=24, seed=3), root / "data", progress=False)
-    env = pytest.MonkeyPatch()
-    env.setenv("CRMSCORE_DATA_DIR", str(root / "data"))
-    env.setenv("CRMSCORE_TRAINING__TRACKING_URI", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
-    env.setenv("CRMSCORE_TRAINING__SHAP_ROWS", "300")
-    get_settings.cache_clear()
-    from features.build import apply, build_feature_tables
-
-    build_feature_tables(progress=False)
-    apply()
-    yield root
-    env.undo()
-    get_settings.cache_clear()
+    env = stack_env(root, CRMSCORE_TRAINING__SHAP_ROWS="300")
+    with built_stack(root, env, customers=1500, seed=3):
+        yield root
 
 
 FAST = {"n_estimators": 300, "learning_rate": 0.1, "early_stopping_rounds": 20}
