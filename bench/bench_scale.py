@@ -160,6 +160,7 @@ def run_size(
         "COLUMNS": "120",
     }
     (root / "mlflow").mkdir(exist_ok=True)
+    code = code_version()  # what the stages will run: taken before they start, not after
     commands = stage_commands(customers, months, root / "scores.parquet")
     stages: list[StageResult] = []
     failed = False
@@ -195,7 +196,7 @@ def run_size(
     return {
         "customers": customers,
         "months": months,
-        "code": code_version(),
+        "code": code,
         "machine": machine(),
         "settings_from_environment": overrides(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
