@@ -64,29 +64,27 @@ class OnlineFeatures:
 
     def fetch(self, customer_ids: list[int]) -> tuple[pd.DataFrame, list[int]]:
         """``(frame, unknown)``: one row per known id in request order (``customer_id`` + every
-        feature, model dtypes) and the ids the online store has nothing for."""
+        feature, model dtypes) and the ids the store has nothing for."""
+        from features.catalog import as_model_dtypes
+
         ids = [int(i) for i in customer_ids]
         if not ids:
             return pd.DataFrame(columns=[JOIN_KEY, *self.names]), []
-        try:
-            response = self.store.get_online_features(
-                features=self.refs, entity_rows=[{JOIN_KEY: i} for i in ids]
-            )
-            frame = response.to_df()
-        except Exception as error:
-            raise Unavailable(f"online feature store unavailable: {error}") from error
-        frame = frame.reindex(columns=[JOIN_KEY, *self.names])
+        frame = self._read(ids).reindex(columns=[JOIN_KEY, *self.names])
         frame[JOIN_KEY] = ids
-        return self._known_and_unknown(frame)
-
-    def _known_and_unknown(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
-        """Model dtypes; rows with no feature at all are customers the store does not know."""
-        from features.catalog import as_model_dtypes
-
         frame = as_model_dtypes(frame)
-        known = frame[self.names].notna().any(axis=1)
+        known = frame[self.names].notna().any(axis=1)  # no feature at all: an unknown customer
         unknown = frame.loc[~known, JOIN_KEY].tolist()
         return frame.loc[known].reset_index(drop=True), unknown
+
+    def _read(self, ids: list[int]) -> pd.DataFrame:
+        """One row per id, in order: the online store's key lookup."""
+        try:
+            return self.store.get_online_features(
+                features=self.refs, entity_rows=[{JOIN_KEY: i} for i in ids]
+            ).to_df()
+        except Exception as error:
+            raise Unavailable(f"online feature store unavailable: {error}") from error
 
 
 class SnapshotFeatures(OnlineFeatures):
@@ -107,10 +105,8 @@ class SnapshotFeatures(OnlineFeatures):
         except Exception as error:
             raise Unavailable(f"feature snapshot unavailable: {error}") from error
 
-    def fetch(self, customer_ids: list[int]) -> tuple[pd.DataFrame, list[int]]:
-        ids = [int(i) for i in customer_ids]
-        if not ids:
-            return pd.DataFrame(columns=[JOIN_KEY, *self.names]), []
+    def _read(self, ids: list[int]) -> pd.DataFrame:
+        """One row per id, in order: a point-in-time join at the snapshot."""
         entities = pd.DataFrame({JOIN_KEY: ids, "event_timestamp": self.snapshot})
         try:
             joined = self.store.get_historical_features(
@@ -118,7 +114,5 @@ class SnapshotFeatures(OnlineFeatures):
             ).to_df()
         except Exception as error:
             raise Unavailable(f"offline feature store unavailable: {error}") from error
-        frame = pd.DataFrame({JOIN_KEY: ids}).merge(
-            joined.drop(columns="event_timestamp").drop_duplicates(JOIN_KEY), how="left"
-        )
-        return self._known_and_unknown(frame.reindex(columns=[JOIN_KEY, *self.names]))
+        features = joined.drop(columns="event_timestamp").drop_duplicates(JOIN_KEY)
+        return pd.DataFrame({JOIN_KEY: ids}).merge(features, how="left")
