@@ -62,21 +62,20 @@ class AtomicTableWriter:
         self.path = check_output_path(path)
         self.tmp = self.path.parent / f".{self.path.name}.{os.getpid()}.partial"
         self._parquet = None  # pyarrow.parquet.ParquetWriter once the first frame fixed a schema
-        self._rows = -1  # -1: nothing written yet
+        self._written = False
 
     def __enter__(self) -> AtomicTableWriter:
-        remove_dead_partials(self.path)
-        self.tmp.unlink(missing_ok=True)
+        remove_dead_partials(self.path)  # includes a leftover of this very pid
         return self
 
     def write(self, frame: pd.DataFrame) -> None:
         """Append ``frame`` (same columns every time; list values become ``a | b`` text)."""
         frame = _flat(frame)
         if self.path.suffix.lower() == ".csv":
-            frame.to_csv(self.tmp, mode="a", header=self._rows < 0, index=False)
+            frame.to_csv(self.tmp, mode="a", header=not self._written, index=False)
         else:
             self._write_parquet(frame)
-        self._rows = max(self._rows, 0) + len(frame)
+        self._written = True
 
     def _write_parquet(self, frame: pd.DataFrame) -> None:
         import pyarrow as pa
@@ -94,13 +93,11 @@ class AtomicTableWriter:
 
     def __exit__(self, kind, error, trace) -> None:
         try:
+            if error is None and not self._written:  # nothing appended: still a valid empty file
+                self.write(pd.DataFrame())
             if self._parquet is not None:
                 self._parquet.close()
             if error is None:
-                if self._rows < 0:  # nothing to append: still a valid, empty file
-                    self.write(pd.DataFrame())
-                    if self._parquet is not None:
-                        self._parquet.close()
                 os.chmod(self.tmp, 0o644)
                 os.replace(self.tmp, self.path)
         finally:
