@@ -20,8 +20,6 @@ import pandas as pd
 from crmscore.schema import CREDIT_PRODUCTS, CROSS_SELL_PRODUCTS
 from crmscore.settings import ServingSettings
 from serving.champions import Champions
-from serving.errors import InvalidRequest
-from serving.schemas import CUSTOMER_ID_MAX, CUSTOMER_ID_MIN
 from serving.tiers import assign_tiers, customer_value
 
 PRODUCT_KEY = "product"
@@ -29,19 +27,6 @@ PRODUCT_KEY = "product"
 
 def propensity_column(product: str) -> str:
     return f"propensity_{product}"
-
-
-def customer_id_column(ids: pd.Series) -> pd.Series:
-    """``Int64`` customer ids (missing stays missing), or :class:`InvalidRequest` naming
-    ``customer_id`` when one is no id (beyond int64 pandas fails with a bare TypeError: a 500)."""
-    problem = f"customer_id: expected integer ids in [{CUSTOMER_ID_MIN}, {CUSTOMER_ID_MAX}]"
-    try:
-        out = pd.to_numeric(ids).astype("Int64")
-    except (TypeError, ValueError, OverflowError) as error:
-        raise InvalidRequest(problem, field="customer_id") from error
-    if (out.dropna() < CUSTOMER_ID_MIN).any():
-        raise InvalidRequest(problem, field="customer_id")
-    return out
 
 
 def holds(features: pd.DataFrame, product: str) -> pd.Series:
@@ -123,7 +108,7 @@ def score_frame(
         settings=settings,
     )
     columns = {
-        "customer_id": customer_id_column(features["customer_id"]),
+        "customer_id": pd.to_numeric(features["customer_id"]).astype("Int64"),
         "churn_probability": churn,
         "probability_of_default": pd_default,
         "score_points": np.round(points, 1) if points is not None else np.nan,
