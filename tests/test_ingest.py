@@ -54,6 +54,16 @@ def assert_rejected_without_output(src: Path, out: Path, as_of, where: str, rule
     return message
 
 
+def assert_bad_csv_rejected(tables, as_of, tmp_path: Path, mutate, where: str, rule: str) -> None:
+    """Break ``tables`` with ``mutate``, export them as CSV: ingest names the table.column, rule
+    and row, and writes nothing."""
+    mutate(tables)
+    src = write_csv(tables, tmp_path / "export")
+    message = assert_rejected_without_output(src, tmp_path / "raw", as_of, where, rule)
+    assert "row " in message
+    assert not (tmp_path / "raw").exists()
+
+
 def test_valid_csv_round_trips_through_ingest(tiny_bank, tiny_as_of, tmp_path):
     src = write_csv(tiny_bank, tmp_path / "export")
     report = ingest(src, tmp_path / "raw", as_of=tiny_as_of)
@@ -193,11 +203,7 @@ BAD_CSV = [
                          ids=[c[0] for c in BAD_CSV])  # fmt: skip
 def test_bad_csv_is_rejected_and_nothing_written(tiny_bank, tiny_as_of, tmp_path, mutate, where,
                                                  rule):  # fmt: skip
-    mutate(tiny_bank)
-    src = write_csv(tiny_bank, tmp_path / "export")
-    message = assert_rejected_without_output(src, tmp_path / "raw", tiny_as_of, where, rule)
-    assert "row " in message
-    assert not (tmp_path / "raw").exists()
+    assert_bad_csv_rejected(tiny_bank, tiny_as_of, tmp_path, mutate, where, rule)
 
 
 def test_bad_parquet_values_are_rejected(tiny_bank, tiny_as_of, tmp_path):
