@@ -5,10 +5,16 @@ Layout read (per table, exactly one of)::
     SRC/<table>/*.parquet     a folder of Parquet parts (what crmscore writes)
     SRC/<table>.parquet       one Parquet file
     SRC/<table>.csv           one CSV file with a header line; an empty cell is null
+    SRC/bank.yaml             the bank's vocabulary (optional; crmscore.contract)
 
 Layout written::
 
     OUT/<table>/part-0.parquet   Arrow types int64, float64, bool, string, date32, timestamp[us]
+    OUT/bank.yaml                the contract the tables were checked against
+
+Optional tables (``Table.optional``) may be absent, optional columns likewise: what a dataset
+lacks stays absent on disk, so every later stage can tell "unknown" from "empty"
+(:func:`table_columns` says what a dataset folder holds).
 
 Reading is strict: values are cast to the schema's dtypes only when the cast is exact, and anything
 else (a missing table, a corrupt file, a missing or extra column, "abc" in an integer column) raises
@@ -29,6 +35,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from crmscore.contract import CONTRACT_FILE, BankContract
 from crmscore.schema import TABLES, Table
 from crmscore.validation import DatasetValidationError, Problem, conform_table
 
@@ -72,7 +79,7 @@ def read_dataset(src: Path) -> dict[str, pd.DataFrame]:
     for name, frame in raw.items():
         typed[name], found = conform_table(TABLES[name], frame)
         problems += found
-    if problems:
+    if any(p.is_error for p in problems):
         raise DatasetValidationError(problems, source=src)
     return typed
 
@@ -89,6 +96,8 @@ def read_raw_tables(src: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
     tables: dict[str, pd.DataFrame] = {}
     problems: list[Problem] = []
     for name, table in TABLES.items():
+        if table.optional and not _table_paths(src, table):
+            continue  # an optional table a bank does not have
         try:
             tables[name] = _read_table(src, table)
         except _ReadError as error:
@@ -109,9 +118,40 @@ class _ReadError(Exception):
         self.rule = rule
 
 
-def _read_table(src: Path, table: Table) -> pd.DataFrame:
+def _table_paths(src: Path, table: Table) -> list[Path]:
+    """The entries of ``src`` that hold ``table`` (one, in a well-formed dataset)."""
     candidates = [src / table.name, src / f"{table.name}.parquet", src / f"{table.name}.csv"]
-    found = [path for path in candidates if path.exists()]
+    return [path for path in candidates if path.exists()]
+
+
+def parquet_glob(src: Path, table: str) -> str | None:
+    """The Parquet files of one table of a dataset folder, as a glob DuckDB reads
+    (``<table>/*.parquet`` or ``<table>.parquet``); None when the folder has none."""
+    folder, single = Path(src) / table, Path(src) / f"{table}.parquet"
+    if folder.is_dir() and any(folder.glob("*.parquet")):
+        return str(folder / "*.parquet")
+    return str(single) if single.is_file() else None
+
+
+def table_columns(src: Path) -> dict[str, list[str]]:
+    """The tables a dataset folder of Parquet tables holds and the columns each one has.
+
+    Read from the files' schemas only (no data), so any stage can ask which optional tables and
+    columns a bank provided. Absent tables are absent from the result.
+    """
+    found: dict[str, list[str]] = {}
+    for name, table in TABLES.items():
+        glob = parquet_glob(src, name)
+        if glob is None:
+            continue
+        first = sorted(Path(glob).parent.glob(Path(glob).name))[0]
+        names = set(pq.read_schema(first).names)
+        found[name] = [c for c in table.column_names if c in names]
+    return found
+
+
+def _read_table(src: Path, table: Table) -> pd.DataFrame:
+    found = _table_paths(src, table)
     if not found:
         raise _ReadError(
             "file",
@@ -171,10 +211,14 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return arrow.to_pandas(types_mapper=_PANDAS_TYPES.get)
 
 
-def write_dataset(tables: Mapping[str, pd.DataFrame], out: Path) -> None:
-    """Write ``tables`` to ``out/<table>/part-0.parquet`` atomically, with the schema's Arrow types.
+def write_dataset(
+    tables: Mapping[str, pd.DataFrame], out: Path, contract: BankContract | None = None
+) -> None:
+    """Write ``tables`` to ``out/<table>/part-0.parquet`` atomically, with the schema's Arrow types,
+    and ``contract`` (when given) to ``out/bank.yaml``.
 
-    ``out`` ends up holding exactly the tables given (usually all of them).
+    ``out`` ends up holding exactly the tables given (usually all of them), each with the columns
+    it has (an absent optional column stays absent).
 
     Values are cast exactly first (a value that cannot be cast raises DatasetValidationError and
     nothing is written); rules are not checked here, call
@@ -191,8 +235,9 @@ def write_dataset(tables: Mapping[str, pd.DataFrame], out: Path) -> None:
     problems: list[Problem] = []
     for name, frame in tables.items():
         typed, found = conform_table(TABLES[name], frame)
-        problems += found
-        if not found:
+        errors = [p for p in found if p.is_error]
+        problems += errors
+        if not errors:
             arrow[name] = to_arrow(TABLES[name], typed)
     if problems:
         raise DatasetValidationError(problems)
@@ -203,6 +248,8 @@ def write_dataset(tables: Mapping[str, pd.DataFrame], out: Path) -> None:
         for name, table in arrow.items():
             (staging / name).mkdir(parents=True)
             pq.write_table(table, staging / name / "part-0.parquet")
+        if contract is not None:
+            contract.write(staging)
         _replace(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -215,6 +262,8 @@ def to_arrow(table: Table, frame: pd.DataFrame) -> pa.Table:
     """
     arrays, fields = [], []
     for column in table.columns:
+        if column.name not in frame:  # an optional column the bank does not have
+            continue
         values = frame[column.name]
         arrow_type = ARROW_TYPES[column.dtype]
         if column.dtype in ("date", "timestamp"):
@@ -236,7 +285,8 @@ def _refuse_to_replace_non_dataset(out: Path) -> None:
         return
     if not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder; refusing to replace it")
-    allowed = set(TABLES) | {f"{n}.parquet" for n in TABLES} | {f"{n}.csv" for n in TABLES}
+    allowed = {*TABLES, *(f"{n}.parquet" for n in TABLES), *(f"{n}.csv" for n in TABLES)}
+    allowed.add(CONTRACT_FILE)
     foreign = sorted(p.name for p in out.iterdir() if p.name not in allowed)
     if foreign:
         raise FileExistsError(

@@ -1,92 +1,15 @@
-"""The raw data contract: the five tables every bank feeds crmscore.
+"""The raw data contract: the tables a bank feeds crmscore, their columns, types and rules.
 
 A dataset is a folder with one sub-folder (or file) per table, in Parquet. This module is the single
-source of truth for column names, types, allowed categories and ranges; validation, the synthetic
-bank, the README table and the feature SQL all read it from here.
+source of truth for table and column names, types, ranges and which tables and columns a dataset may
+lack; validation, ingest, the synthetic bank, the README table and the feature SQL all read it from
+here. The *values* of categorical columns are the bank's own: a column names its vocabulary, and the
+dataset's ``bank.yaml`` (:mod:`crmscore.contract`) lists the values.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-PRODUCTS: tuple[str, ...] = (
-    "current",
-    "savings",
-    "term_deposit",
-    "credit_card",
-    "personal_loan",
-    "mortgage",
-    "wealth_management",
-    "insurance",
-)
-#: Products a customer can be offered: the cross-sell targets.
-CROSS_SELL_PRODUCTS: tuple[str, ...] = (
-    "credit_card",
-    "wealth_management",
-    "term_deposit",
-    "personal_loan",
-    "mortgage",
-    "insurance",
-)
-#: Products that carry a repayment obligation and so can default.
-CREDIT_PRODUCTS: tuple[str, ...] = ("credit_card", "personal_loan", "mortgage")
-#: Products whose principal matures on a known date.
-MATURING_PRODUCTS: tuple[str, ...] = ("term_deposit", "wealth_management")
-#: Accounts allowed to carry a negative balance, down to minus their limit (overdraft, card debt).
-NEGATIVE_BALANCE_PRODUCTS: tuple[str, ...] = ("current", "credit_card")
-
-TRANSACTION_TYPES = (
-    "salary",
-    "card_spend",
-    "transfer_in",
-    "transfer_out",
-    "atm",
-    "bill_payment",
-    "loan_repayment",
-    "interest",
-    "fee",
-)
-#: Transactions the customer initiates (interest and fees are the bank's doing).
-CUSTOMER_INITIATED_TYPES = tuple(t for t in TRANSACTION_TYPES if t not in ("interest", "fee"))
-TRANSACTION_CHANNELS = ("branch", "atm", "mobile", "online", "pos")
-MERCHANT_CATEGORIES = (
-    "groceries",
-    "dining",
-    "travel",
-    "fuel",
-    "utilities",
-    "online_retail",
-    "health",
-    "entertainment",
-    "education",
-)
-INTERACTION_KINDS = (
-    "branch_visit",
-    "manager_call",
-    "call_centre",
-    "complaint",
-    "campaign_contact",
-    "campaign_response",
-    "app_login",
-    "product_page_view",
-    "satisfaction_survey",
-)
-INTERACTION_CHANNELS = ("branch", "phone", "mobile", "online", "email")
-COMPLAINT_CATEGORIES = ("fees", "service", "delay", "card", "loan_approval", "digital", "rates")
-GENDERS = ("F", "M", "X")
-OCCUPATIONS = (
-    "employee",
-    "civil_servant",
-    "self_employed",
-    "business_owner",
-    "farmer",
-    "student",
-    "retired",
-    "unemployed",
-)
-INCOME_BANDS = ("<2k", "2k-5k", "5k-10k", "10k-20k", ">20k")
-SEGMENTS = ("mass", "emerging_affluent", "affluent", "private")
-REGIONS = ("north", "south", "east", "west", "central")
 
 
 @dataclass(frozen=True)
@@ -97,9 +20,20 @@ class Column:
     dtype: str  # one of: string, int64, float64, bool, date, timestamp
     description: str
     nullable: bool = False
-    categories: tuple[str, ...] | None = None
+    #: The contract vocabulary (a :class:`~crmscore.contract.BankContract` field) its values come
+    #: from, e.g. ``"regions"``; None for free values.
+    vocabulary: str | None = None
     min: float | None = None
     max: float | None = None
+    #: Real extracts often lack it: the column may be absent (features needing it are then
+    #: missing, never made up). Optional columns are nullable.
+    optional: bool = False
+    #: Every value is the last day of its month (month-end statuses).
+    month_end: bool = False
+
+    @property
+    def may_be_null(self) -> bool:
+        return self.nullable or self.optional
 
 
 @dataclass(frozen=True)
@@ -124,10 +58,17 @@ class Table:
     time_order: tuple[tuple[str, str], ...] = ()
     #: Columns holding dates or times that must not lie after the dataset's as-of date.
     event_time: tuple[str, ...] = field(default=())
+    #: Some banks do not have it (no interaction log, no monthly arrears file): the table may be
+    #: absent, and the features built from it are missing.
+    optional: bool = False
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c.name for c in self.columns if not c.optional]
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -139,15 +80,32 @@ CUSTOMERS = Table(
     columns=(
         Column("customer_id", "int64", "Customer identifier, unique across the bank.", min=1),
         Column("birth_date", "date", "Date of birth."),
-        Column("gender", "string", "Gender as recorded.", categories=GENDERS),
-        Column("region", "string", "Region of the home branch.", categories=REGIONS),
-        Column("branch_id", "int64", "Home branch.", min=1),
-        Column("occupation", "string", "Occupation.", categories=OCCUPATIONS),
-        Column("income_band", "string", "Declared monthly income band.", categories=INCOME_BANDS),
-        Column("segment", "string", "Commercial segment by assets.", categories=SEGMENTS),
+        Column("gender", "string", "Gender as recorded.", vocabulary="genders", optional=True),
+        Column("region", "string", "Region of the home branch.", vocabulary="regions"),
+        Column("branch_id", "int64", "Home branch.", min=1, optional=True),
+        Column("occupation", "string", "Occupation.", vocabulary="occupations", optional=True),
+        Column(
+            "income_band",
+            "string",
+            "Declared monthly income band.",
+            vocabulary="income_bands",
+            optional=True,
+        ),
+        Column(
+            "segment",
+            "string",
+            "Commercial segment by assets.",
+            vocabulary="segments",
+            optional=True,
+        ),
         Column("join_date", "date", "First day as a customer."),
-        Column("manager_id", "int64", "Assigned customer manager.", nullable=True, min=1),
-        Column("marketing_consent", "bool", "Customer agreed to marketing contact."),
+        Column("manager_id", "int64", "Assigned customer manager.", min=1, optional=True),
+        Column(
+            "marketing_consent",
+            "bool",
+            "Customer agreed to marketing contact (empty = unknown, treated as no).",
+            optional=True,
+        ),
     ),
     primary_key=("customer_id",),
     time_order=(("birth_date", "join_date"),),
@@ -160,7 +118,12 @@ ACCOUNTS = Table(
     columns=(
         Column("account_id", "int64", "Account identifier.", min=1),
         Column("customer_id", "int64", "Owner (customers.customer_id).", min=1),
-        Column("product", "string", "Product type.", categories=PRODUCTS),
+        Column(
+            "product",
+            "string",
+            "Product (the bank's products in bank.yaml).",
+            vocabulary="products",
+        ),
         Column("open_date", "date", "Date the account was opened."),
         Column("close_date", "date", "Date closed; empty while open.", nullable=True),
         Column(
@@ -191,14 +154,19 @@ TRANSACTIONS = Table(
         Column("ts", "timestamp", "Posting time."),
         Column("amount", "float64", "Signed amount: positive credits the account."),
         Column("balance_after", "float64", "Account balance after posting."),
-        Column("type", "string", "Transaction type.", categories=TRANSACTION_TYPES),
-        Column("channel", "string", "Where it was made.", categories=TRANSACTION_CHANNELS),
+        Column(
+            "type",
+            "string",
+            "Transaction type (bank.yaml says what each means).",
+            vocabulary="transaction_types",
+        ),
+        Column("channel", "string", "Where it was made.", vocabulary="channels", optional=True),
         Column(
             "merchant_category",
             "string",
             "Merchant category for card spend; empty otherwise.",
-            nullable=True,
-            categories=MERCHANT_CATEGORIES,
+            vocabulary="merchant_categories",
+            optional=True,
         ),
     ),
     primary_key=("transaction_id",),
@@ -213,17 +181,17 @@ INTERACTIONS = Table(
         Column("interaction_id", "int64", "Interaction identifier.", min=1),
         Column("customer_id", "int64", "Customer (customers.customer_id).", min=1),
         Column("ts", "timestamp", "When it happened."),
-        Column("channel", "string", "Channel.", categories=INTERACTION_CHANNELS),
-        Column("kind", "string", "What happened.", categories=INTERACTION_KINDS),
+        Column("channel", "string", "Channel.", vocabulary="interaction_channels", optional=True),
+        Column("kind", "string", "What happened.", vocabulary="interaction_kinds"),
         Column(
-            "product", "string", "Product concerned, if any.", nullable=True, categories=PRODUCTS
+            "product", "string", "Product concerned, if any.", nullable=True, vocabulary="products"
         ),
         Column(
             "complaint_category",
             "string",
             "Complaint category (complaints only).",
             nullable=True,
-            categories=COMPLAINT_CATEGORIES,
+            vocabulary="complaint_categories",
         ),
         Column(
             "resolution_days",
@@ -244,6 +212,7 @@ INTERACTIONS = Table(
     primary_key=("interaction_id",),
     foreign_keys=(ForeignKey("customer_id", "customers", "customer_id"),),
     event_time=("ts",),
+    optional=True,
 )
 
 CREDIT_STATUS = Table(
@@ -251,17 +220,64 @@ CREDIT_STATUS = Table(
     description="Month-end status of every credit account (cards, loans, mortgages).",
     columns=(
         Column("account_id", "int64", "Credit account (accounts.account_id).", min=1),
-        Column("month", "date", "Month end the status refers to."),
+        Column("month", "date", "Month end the status refers to.", month_end=True),
         Column("balance", "float64", "Outstanding amount owed.", min=0),
         Column("days_past_due", "int64", "Days past due at month end.", min=0),
     ),
     primary_key=("account_id", "month"),
     foreign_keys=(ForeignKey("account_id", "accounts", "account_id"),),
     event_time=("month",),
+    optional=True,
+)
+
+OUTCOMES = Table(
+    name="outcomes",
+    description=(
+        "The bank's own outcomes: events it recorded by its own definitions (a default, a "
+        "campaign response: `happened` empty) or decided cases with their result (a loan "
+        "application at its decision date and whether it went bad: `happened` true/false)."
+    ),
+    columns=(
+        Column("outcome_id", "int64", "Outcome identifier.", min=1),
+        Column("customer_id", "int64", "Customer (customers.customer_id).", min=1),
+        Column(
+            "account_id",
+            "int64",
+            "Account concerned (accounts.account_id), e.g. the defaulted loan.",
+            min=1,
+            optional=True,
+        ),
+        Column(
+            "outcome",
+            "string",
+            "What happened: default, churn, take_up, or a name the bank chooses.",
+        ),
+        Column(
+            "product",
+            "string",
+            "Product concerned (take-ups), if any.",
+            vocabulary="products",
+            optional=True,
+        ),
+        Column("date", "date", "When it happened; for a decided case, its decision date."),
+        Column(
+            "happened",
+            "bool",
+            "For decided cases: whether the outcome happened; empty for recorded events.",
+            optional=True,
+        ),
+    ),
+    primary_key=("outcome_id",),
+    foreign_keys=(
+        ForeignKey("customer_id", "customers", "customer_id"),
+        ForeignKey("account_id", "accounts", "account_id"),
+    ),
+    event_time=("date",),
+    optional=True,
 )
 
 TABLES: dict[str, Table] = {
-    t.name: t for t in (CUSTOMERS, ACCOUNTS, TRANSACTIONS, INTERACTIONS, CREDIT_STATUS)
+    t.name: t for t in (CUSTOMERS, ACCOUNTS, TRANSACTIONS, INTERACTIONS, CREDIT_STATUS, OUTCOMES)
 }
 #: Order in which tables must be read so references resolve.
 TABLE_ORDER: tuple[str, ...] = tuple(TABLES)

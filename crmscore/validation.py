@@ -12,6 +12,13 @@ DatasetValidationError: 2 problems in the dataset:
 
 Row numbers count data rows from 1 in table order (a CSV's header line is not a row).
 
+Not every finding stops a dataset. Some are **warnings**: kept, counted and shown, so a bank sees
+them without losing the data (an overdraft beyond the arranged limit happens and is a risk signal;
+a column the contract does not know is ignored and listed). Only errors raise.
+
+Categorical values are checked against the dataset's contract (its ``bank.yaml``,
+:mod:`crmscore.contract`), not against fixed lists.
+
 Values are never coerced silently: :func:`conform_table` casts a frame to the schema's dtypes only
 where the cast is exact (``"42"`` -> 42, ``3.0`` -> 3) and reports everything else (``"abc"`` in an
 integer column, ``2024-02-30``, ``3.5`` in an integer column) as a ``type`` problem.
@@ -20,19 +27,19 @@ integer column, ``2024-02-30``, ``3.5`` in an integer column) as a ``type`` prob
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
-from crmscore.schema import (
-    CREDIT_PRODUCTS,
-    NEGATIVE_BALANCE_PRODUCTS,
-    TABLES,
-    Column,
-    Table,
+from crmscore.contract import (
+    CREDIT_KINDS,
+    DEFAULT_CONTRACT,
+    OVERDRAFT_KINDS,
+    BankContract,
 )
+from crmscore.schema import TABLES, Column, Table
 
 #: Allowed rounding error when comparing balances with their floor (half a cent).
 BALANCE_TOLERANCE = 0.005
@@ -64,7 +71,12 @@ _FALSE = ("false", "0")
 
 @dataclass(frozen=True)
 class Problem:
-    """One broken rule: where (table, column), which rule, how many rows and the first few."""
+    """One broken rule: where (table, column), which rule, how many rows and the first few.
+
+    ``severity`` "warning" marks a finding that is reported but keeps the data; ``source`` says
+    where in the bank's own files the column came from (``KUNDEN.csv, column BEZIRK``) when a
+    mapping renamed it.
+    """
 
     table: str
     column: str | None
@@ -72,9 +84,17 @@ class Problem:
     detail: str
     count: int = 0
     examples: tuple[str, ...] = ()
+    severity: str = "error"
+    source: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def __str__(self) -> str:
         where = f"{self.table}.{self.column}" if self.column else self.table
+        if self.source:
+            where += f" ({self.source})"
         text = f"{where} [{self.rule}] {self.detail}"
         if self.count:
             text += f": {self.count} row{'s' if self.count > 1 else ''}"
@@ -87,7 +107,7 @@ class DatasetValidationError(ValueError):
     """A dataset breaks the raw data contract. ``problems`` lists every broken rule."""
 
     def __init__(self, problems: Iterable[Problem], source: object | None = None) -> None:
-        self.problems = list(problems)
+        self.problems = [p for p in problems if p.is_error]
         self.source = source
         n = len(self.problems)
         where = f" {source}" if source is not None else " the dataset"
@@ -104,8 +124,10 @@ class DatasetValidationError(ValueError):
 def conform_table(table: Table, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
     """Return ``frame`` cast to ``table``'s dtypes (schema column order) and the problems found.
 
-    Reports missing and unexpected columns, and every value that cannot be cast exactly (those
-    values become null in the returned frame). Columns already in the canonical dtype are reused.
+    Reports missing required columns, and every value that cannot be cast exactly (those values
+    become null in the returned frame); columns the table does not know are dropped with a
+    warning, optional columns that are absent stay absent. Columns already in the canonical dtype
+    are reused.
     """
     typed, problems, _ = _conform(table, frame)
     return typed, problems
@@ -116,15 +138,17 @@ def _conform(
 ) -> tuple[pd.DataFrame, list[Problem], dict[str, np.ndarray]]:
     problems: list[Problem] = []
     bad_cells: dict[str, np.ndarray] = {}
-    for name in frame.columns:
-        if name not in table.column_names:
-            problems.append(
-                Problem(table.name, str(name), "columns", "is not a column of this table")
-            )
+    extra = [str(name) for name in frame.columns if name not in table.column_names]
+    if extra:
+        detail = f"ignored: not columns of this table ({', '.join(extra)})"
+        problems.append(Problem(table.name, None, "extra_columns", detail, severity="warning"))
     typed: dict[str, pd.Series] = {}
     for column in table.columns:
         if column.name not in frame.columns:
-            problems.append(Problem(table.name, column.name, "columns", "required column missing"))
+            if not column.optional:
+                problems.append(
+                    Problem(table.name, column.name, "columns", "required column missing")
+                )
             continue
         raw = frame[column.name]
         if isinstance(raw, pd.DataFrame):  # the same header twice
@@ -263,35 +287,51 @@ class OnlyWhen:
     column: str
     when: str
     values: tuple[str, ...]
+    #: ``values`` are transaction kinds: the rule holds on the bank's types of those kinds.
+    kinds: bool = False
+
+    def allowed(self, contract: BankContract) -> tuple[str, ...]:
+        return contract.transaction_types_of(*self.values) if self.kinds else self.values
 
 
 #: Columns that only make sense for some kinds of row (declared here because schema.Column has no
-#: field for it). They read as: merchant_category only on card_spend, and so on.
+#: field for it). They read as: merchant_category only on card spending, and so on.
 ONLY_WHEN: tuple[OnlyWhen, ...] = (
-    OnlyWhen("transactions", "merchant_category", "type", ("card_spend",)),
+    OnlyWhen("transactions", "merchant_category", "type", ("card_spend",), kinds=True),
     OnlyWhen("interactions", "complaint_category", "kind", ("complaint",)),
     OnlyWhen("interactions", "resolution_days", "kind", ("complaint",)),
     OnlyWhen("interactions", "satisfaction_score", "kind", ("satisfaction_survey",)),
 )
 
 
-def validate_dataset(tables: Mapping[str, pd.DataFrame], as_of: datetime | None = None) -> None:
-    """Raise :class:`DatasetValidationError` listing every rule the tables break.
+def validate_dataset(
+    tables: Mapping[str, pd.DataFrame],
+    as_of: datetime | None = None,
+    contract: BankContract = DEFAULT_CONTRACT,
+) -> list[Problem]:
+    """Raise :class:`DatasetValidationError` listing every rule the tables break; return the
+    warnings (findings that keep the data).
 
     ``tables`` maps table names to frames (any reasonable dtypes: they are cast exactly first).
     ``as_of`` is the moment the data was extracted: no event may lie after it (default: now, UTC).
+    ``contract`` gives the allowed category values (the dataset's ``bank.yaml``).
     """
-    _, problems = check_dataset(tables, as_of)
-    if problems:
+    _, problems = check_dataset(tables, as_of, contract)
+    if any(p.is_error for p in problems):
         raise DatasetValidationError(problems)
+    return problems
 
 
 def check_dataset(
-    tables: Mapping[str, pd.DataFrame], as_of: datetime | None = None
+    tables: Mapping[str, pd.DataFrame],
+    as_of: datetime | None = None,
+    contract: BankContract = DEFAULT_CONTRACT,
 ) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
     """Cast every table to the schema and check every rule.
 
-    Returns the typed tables (those present) and the list of problems, empty when the data is valid.
+    Returns the typed tables (those present and not empty) and the problems, errors and warnings
+    (:attr:`Problem.is_error`); no error means the data is valid. An optional table may be absent;
+    one with no rows is treated as absent, with a warning.
     """
     as_of_ts = _as_of(as_of)
     typed: dict[str, pd.DataFrame] = {}
@@ -302,14 +342,19 @@ def check_dataset(
             problems.append(Problem(str(name), None, "tables", "is not a table of the schema"))
     for name, table in TABLES.items():
         if name not in tables:
-            problems.append(Problem(name, None, "tables", "table missing"))
+            if not table.optional:
+                problems.append(Problem(name, None, "tables", "table missing"))
+            continue
+        if table.optional and len(tables[name]) == 0:
+            detail = "has no rows: treated as absent (its features will be missing)"
+            problems.append(Problem(name, None, "non_empty", detail, severity="warning"))
             continue
         typed[name], found, bad_cells[name] = _conform(table, tables[name])
         problems += found
     for name, frame in typed.items():
-        problems += _check_table(TABLES[name], frame, bad_cells[name], typed, as_of_ts)
+        problems += _check_table(TABLES[name], frame, bad_cells[name], typed, as_of_ts, contract)
     for check in CROSS_TABLE_CHECKS:
-        problems += check(typed)
+        problems += check(typed, contract)
     return typed, problems
 
 
@@ -324,13 +369,14 @@ def _check_table(
     bad_cells: dict[str, np.ndarray],
     tables: Mapping[str, pd.DataFrame],
     as_of: pd.Timestamp,
+    contract: BankContract,
 ) -> list[Problem]:
     problems: list[Problem] = []
     if len(frame) == 0:
         return [Problem(table.name, None, "non_empty", "has no rows")]
     for column in table.columns:
         if column.name in frame:
-            problems += _check_column(table, column, frame, bad_cells.get(column.name))
+            problems += _check_column(table, column, frame, bad_cells.get(column.name), contract)
     problems += _check_primary_key(table, frame)
     for fk in table.foreign_keys:
         parent = tables.get(fk.ref_table)
@@ -350,8 +396,9 @@ def _check_table(
             problems += _problems(table, frame, future, "not_after_as_of", detail, name)
     for rule in ONLY_WHEN:
         if rule.table == table.name and rule.column in frame and rule.when in frame:
-            wrong = _mask(frame[rule.column].notna() & ~frame[rule.when].isin(rule.values))
-            detail = f"only allowed when {rule.when} is {' or '.join(rule.values)}"
+            allowed = rule.allowed(contract)
+            wrong = _mask(frame[rule.column].notna() & ~frame[rule.when].isin(allowed))
+            detail = f"only allowed when {rule.when} is {' or '.join(allowed) or '(none declared)'}"
             problems += _problems(
                 table, frame, wrong, "only_when", detail, rule.column, (rule.when,)
             )
@@ -359,19 +406,28 @@ def _check_table(
 
 
 def _check_column(
-    table: Table, column: Column, frame: pd.DataFrame, bad: np.ndarray | None
+    table: Table,
+    column: Column,
+    frame: pd.DataFrame,
+    bad: np.ndarray | None,
+    contract: BankContract,
 ) -> list[Problem]:
     values = frame[column.name]
     problems: list[Problem] = []
-    if not column.nullable:
+    if not column.may_be_null:
         missing = values.isna().to_numpy()
         if bad is not None:  # already reported as unreadable
             missing &= ~bad
         problems += _problems(table, frame, missing, "not_null", "must not be empty", column.name)
-    if column.categories is not None:
-        unknown = _mask(values.notna() & ~values.isin(column.categories))
-        detail = f"must be one of {', '.join(column.categories)}"
+    if column.vocabulary is not None:
+        allowed = contract.vocabulary(column.vocabulary)
+        unknown = _mask(values.notna() & ~values.isin(allowed))
+        detail = f"must be one of {', '.join(allowed)} (bank.yaml {column.vocabulary})"
         problems += _problems(table, frame, unknown, "category", detail, column.name)
+    if column.month_end:
+        wrong = _mask(values.notna() & ~values.dt.is_month_end)
+        detail = "must be the last day of its month"
+        problems += _problems(table, frame, wrong, "month_end", detail, column.name)
     if column.min is not None or column.max is not None:
         out = np.zeros(len(values), dtype=bool)
         if column.min is not None:
@@ -422,30 +478,46 @@ def _lookup(parent: pd.DataFrame, key: str, keys: pd.Series) -> tuple[np.ndarray
     return rows, found
 
 
-def _check_balance_floor(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
-    """balance_after >= -limit_amount on overdraft/card products, >= 0 on every other product."""
+def _check_balance_floor(
+    tables: Mapping[str, pd.DataFrame], contract: BankContract
+) -> list[Problem]:
+    """Deposit accounts never go below zero (an error); accounts that may be overdrawn (current
+    accounts, cards) going below minus their arranged limit is an unarranged overdraft: real,
+    common and a risk signal, so it is reported as a warning and kept (features count it)."""
     tx, accounts = tables.get("transactions"), tables.get("accounts")
     if not _has(tx, "account_id", "balance_after") or not _has(
         accounts, "account_id", "product", "limit_amount"
     ):
         return []
     rows, found = _lookup(accounts, "account_id", tx["account_id"])
-    may_go_negative = _mask(accounts["product"].isin(NEGATIVE_BALANCE_PRODUCTS))
-    limit = accounts["limit_amount"].to_numpy(dtype=float)
-    floor = np.where(may_go_negative, -limit, 0.0)[rows]
+    overdraft_products = contract.products_of(OVERDRAFT_KINDS)
+    may_go_negative = _mask(accounts["product"].isin(overdraft_products))[rows]
+    limit = accounts["limit_amount"].to_numpy(dtype=float)[rows]
+    balance = tx["balance_after"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore"):
-        below = found & (tx["balance_after"].to_numpy(dtype=float) < floor - BALANCE_TOLERANCE)
-    detail = (
-        f"must be >= -accounts.limit_amount for {'/'.join(NEGATIVE_BALANCE_PRODUCTS)} accounts "
-        f"and >= 0 for other products (tolerance {BALANCE_TOLERANCE})"
-    )
+        below_zero = found & ~may_go_negative & (balance < -BALANCE_TOLERANCE)
+        beyond_limit = found & may_go_negative & (balance < -limit - BALANCE_TOLERANCE)
     context = {
         "product": (accounts["product"], rows),
         "limit_amount": (accounts["limit_amount"], rows),
     }
-    return _problems(
-        TABLES["transactions"], tx, below, "balance_floor", detail, "balance_after", (), context
+    table = TABLES["transactions"]
+    others = ", ".join(p for p in contract.product_names if p not in overdraft_products)
+    floor = (
+        f"must be >= 0 on accounts that cannot be overdrawn ({others}; tolerance "
+        f"{BALANCE_TOLERANCE})"
     )
+    overdraft = (
+        f"below minus the arranged limit on {'/'.join(overdraft_products)} accounts (an "
+        "unarranged overdraft): kept, and counted by the overdraft features"
+    )
+    return [
+        *_problems(table, tx, below_zero, "balance_floor", floor, "balance_after", (), context),
+        *_problems(
+            table, tx, beyond_limit, "overdraft_beyond_limit", overdraft, "balance_after", (),
+            context, severity="warning",
+        ),
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -464,11 +536,9 @@ class _Chronology:
     detail: str
     after: bool = False  # False: not before the parent date; True: not after its day
 
-    def __call__(self, tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
+    def __call__(self, tables: Mapping[str, pd.DataFrame], contract: BankContract) -> list[Problem]:
         child, parent = tables.get(self.table), tables.get(self.parent)
-        if not _has(child, self.key, self.column) or not _has(
-            parent, self.key, self.parent_column
-        ):
+        if not _has(child, self.key, self.column) or not _has(parent, self.key, self.parent_column):
             return []
         rows, found = _lookup(parent, self.key, child[self.key])
         bound = parent[self.parent_column].to_numpy()[rows]
@@ -476,39 +546,78 @@ class _Chronology:
         broken = value >= bound + np.timedelta64(1, "D") if self.after else value < bound
         context = {self.parent_column: (parent[self.parent_column], rows)}
         return _problems(
-            TABLES[self.table], child, found & _mask(broken), self.rule, self.detail,
-            self.column, (), context,
-        )  # fmt: skip
+            TABLES[self.table],
+            child,
+            found & _mask(broken),
+            self.rule,
+            self.detail,
+            self.column,
+            (),
+            context,
+        )
 
 
 _CHRONOLOGY = (
-    _Chronology("transactions", "ts", "account_id", "accounts", "open_date", "not_before_open",
-                "must not be before the account's accounts.open_date"),
-    _Chronology("transactions", "ts", "account_id", "accounts", "close_date", "not_after_close",
-                "must not be after the day of the account's accounts.close_date", after=True),
-    _Chronology("credit_status", "month", "account_id", "accounts", "open_date",
-                "not_before_open", "must not be before the account's accounts.open_date"),
-    _Chronology("accounts", "open_date", "customer_id", "customers", "join_date",
-                "not_before_join", "must not be before the customer's customers.join_date"),
-)  # fmt: skip
+    _Chronology(
+        "transactions",
+        "ts",
+        "account_id",
+        "accounts",
+        "open_date",
+        "not_before_open",
+        "must not be before the account's accounts.open_date",
+    ),
+    _Chronology(
+        "transactions",
+        "ts",
+        "account_id",
+        "accounts",
+        "close_date",
+        "not_after_close",
+        "must not be after the day of the account's accounts.close_date",
+        after=True,
+    ),
+    _Chronology(
+        "credit_status",
+        "month",
+        "account_id",
+        "accounts",
+        "open_date",
+        "not_before_open",
+        "must not be before the account's accounts.open_date",
+    ),
+    _Chronology(
+        "accounts",
+        "open_date",
+        "customer_id",
+        "customers",
+        "join_date",
+        "not_before_join",
+        "must not be before the customer's customers.join_date",
+    ),
+)
 
 
-def _check_credit_products_only(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
+def _check_credit_products_only(
+    tables: Mapping[str, pd.DataFrame], contract: BankContract
+) -> list[Problem]:
     """credit_status rows exist only for credit products (cards, loans, mortgages)."""
     status, accounts = tables.get("credit_status"), tables.get("accounts")
     if not _has(status, "account_id") or not _has(accounts, "account_id", "product"):
         return []
     rows, found = _lookup(accounts, "account_id", status["account_id"])
-    is_credit = _mask(accounts["product"].isin(CREDIT_PRODUCTS))[rows]
+    credit = contract.products_of(CREDIT_KINDS)
+    is_credit = _mask(accounts["product"].isin(credit))[rows]
     wrong = found & ~is_credit
-    detail = f"must reference an account whose product is one of {', '.join(CREDIT_PRODUCTS)}"
+    detail = f"must reference an account whose product is a credit product ({', '.join(credit)})"
     context = {"product": (accounts["product"], rows)}
     return _problems(
         TABLES["credit_status"], status, wrong, "credit_product", detail, "account_id", (), context
     )
 
 
-CROSS_TABLE_CHECKS: tuple[Callable[[Mapping[str, pd.DataFrame]], list[Problem]], ...] = (
+CrossTableCheck = Callable[[Mapping[str, pd.DataFrame], BankContract], list[Problem]]
+CROSS_TABLE_CHECKS: tuple[CrossTableCheck, ...] = (
     _check_balance_floor,
     *_CHRONOLOGY,
     _check_credit_products_only,
@@ -540,10 +649,12 @@ def _problems(
     column: str,
     also: tuple[str, ...] = (),
     context: Mapping[str, tuple[pd.Series, np.ndarray]] | None = None,
+    severity: str = "error",
 ) -> list[Problem]:
     if not mask.any():
         return []
-    return [_problem(table, frame, mask, rule, detail, column, also, context)]
+    found = _problem(table, frame, mask, rule, detail, column, also, context)
+    return [found if severity == "error" else replace(found, severity=severity)]
 
 
 def _problem(

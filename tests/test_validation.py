@@ -162,27 +162,42 @@ def test_as_of_defaults_to_now(tiny_bank):
 
 
 @pytest.mark.parametrize(
-    ("account", "balance", "ok"),
+    ("account", "balance", "outcome"),
     [
-        (103, -0.004, True),  # savings: >= 0, within the half-cent tolerance
-        (103, -0.01, False),
-        (101, -500.0, True),  # current with a 500 overdraft
-        (101, -500.5, False),
-        (102, -3000.0, True),  # credit card with a 3000 limit
-        (104, -1.0, False),  # personal loan: never negative
+        (103, -0.004, "valid"),  # savings: >= 0, within the half-cent tolerance
+        (103, -0.01, "error"),  # savings below zero: impossible, an error in the extract
+        (101, -500.0, "valid"),  # current with a 500 overdraft
+        (101, -500.5, "warning"),  # beyond the arranged overdraft: kept, reported
+        (102, -3000.0, "valid"),  # credit card with a 3000 limit
+        (102, -3000.5, "warning"),  # over the card limit: kept, reported
+        (104, -1.0, "error"),  # personal loan: never negative
     ],
 )
-def test_balance_floor_depends_on_product_and_limit(tiny_bank, tiny_as_of, account, balance, ok):
+def test_balance_floor_depends_on_product_and_limit(
+    tiny_bank, tiny_as_of, account, balance, outcome
+):
     tx = tiny_bank["transactions"]
     row = tx.index[tx["account_id"] == account][-1]
     tx.loc[row, "balance_after"] = balance
-    if ok:
-        validate_dataset(tiny_bank, tiny_as_of)
-    else:
+    if outcome == "error":
         message = assert_rejected(
             tiny_bank, tiny_as_of, "transactions.balance_after", "balance_floor"
         )
         assert f"balance_after={balance:g}" in message and "product=" in message
+        return
+    warnings = validate_dataset(tiny_bank, tiny_as_of)
+    if outcome == "valid":
+        assert warnings == []
+    else:
+        (warning,) = warnings
+        assert (warning.rule, warning.severity, warning.count) == (
+            "overdraft_beyond_limit",
+            "warning",
+            1,
+        )
+        assert f"balance_after={balance:g}" in str(warning) and "unarranged overdraft" in str(
+            warning
+        )
 
 
 @pytest.mark.parametrize(
@@ -287,18 +302,30 @@ def test_credit_status_only_for_credit_products(tiny_bank, tiny_as_of):
 
 
 def test_missing_and_extra_columns_and_tables(tiny_bank, tiny_as_of):
-    tiny_bank["accounts"] = tiny_bank["accounts"].drop(columns="product")
-    tiny_bank["customers"]["nickname"] = "x"
-    del tiny_bank["interactions"]
-    lines = problems_of(tiny_bank, tiny_as_of)
-    assert "accounts.product [columns] required column missing" in lines
-    assert "customers.nickname [columns] is not a column of this table" in lines
-    assert "interactions [tables] table missing" in lines
+    tiny_bank["accounts"] = tiny_bank["accounts"].drop(columns="product")  # required: error
+    tiny_bank["customers"]["nickname"] = "x"  # unknown: ignored, listed
+    tiny_bank["customers"] = tiny_bank["customers"].drop(columns="occupation")  # optional: fine
+    del tiny_bank["interactions"]  # an optional table: fine
+    del tiny_bank["transactions"]  # a required table: error
+    _, problems = check_dataset(tiny_bank, tiny_as_of)
+    found = {(p.severity, str(p)) for p in problems}
+    assert found == {
+        ("error", "accounts.product [columns] required column missing"),
+        ("error", "transactions [tables] table missing"),
+        ("warning", "customers [extra_columns] ignored: not columns of this table (nickname)"),
+    }
 
 
-def test_empty_table(tiny_bank, tiny_as_of):
+def test_an_empty_required_table_is_an_error_an_empty_optional_one_is_absent(tiny_bank, tiny_as_of):
     tiny_bank["interactions"] = tiny_bank["interactions"].iloc[:0]
-    assert_rejected(tiny_bank, tiny_as_of, "interactions", "non_empty")
+    (warning,) = validate_dataset(tiny_bank, tiny_as_of)
+    assert (warning.table, warning.rule, warning.severity) == (
+        "interactions",
+        "non_empty",
+        "warning",
+    )
+    tiny_bank["accounts"] = tiny_bank["accounts"].iloc[:0]
+    assert_rejected(tiny_bank, tiny_as_of, "accounts", "non_empty")
 
 
 def test_every_problem_is_listed_with_count_and_first_rows(tiny_bank, tiny_as_of):
