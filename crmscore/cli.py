@@ -32,20 +32,30 @@ def generate(
     seed: int = typer.Option(None, help="Random seed; the same seed gives identical data."),
     start: str = typer.Option(None, help="First month simulated, YYYY-MM-01 [default: settings]."),
     out: Path = typer.Option(None, help="Data folder: writes OUT/raw and OUT/oracle."),
+    bank: Path = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="Write the tables in this bank's vocabulary (bank.yaml: regions, products...).",
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Write a synthetic bank with known truth (raw tables + oracle probabilities)."""
+    """Write a synthetic bank with known truth (raw tables + bank.yaml + oracle probabilities)."""
+    from crmscore.contract import DEFAULT_CONTRACT, BankContract, ContractError
     from crmscore.synthetic import BankConfig, generate_bank
 
     defaults = get_settings().generator
-    config = BankConfig(
-        customers=customers or defaults.customers,
-        months=months or defaults.months,
-        seed=defaults.seed if seed is None else seed,
-        start=start or defaults.start,
-    )
-    out = out or get_settings().data_dir
-    summary = generate_bank(config, out, progress=progress)
+    try:
+        config = BankConfig(
+            customers=customers or defaults.customers,
+            months=months or defaults.months,
+            seed=defaults.seed if seed is None else seed,
+            start=start or defaults.start,
+            contract=BankContract.load(bank) if bank else DEFAULT_CONTRACT,
+        )
+        summary = generate_bank(config, out or get_settings().data_dir, progress=progress)
+    except (ContractError, ValueError) as error:
+        _fail(str(error))
     typer.echo(summary)
 
 
@@ -77,6 +87,27 @@ def _print_rows(title: str, rows: dict[str, int]) -> None:
 _AS_OF_HELP = "Extraction time: no event may lie after it (default: now, UTC)."
 
 
+def _print_findings(warnings: list, absent_tables: list[str], absent_columns: dict) -> None:
+    """What a dataset lacks, and the warnings (findings that kept the data), in yellow."""
+    from rich.console import Console
+
+    from crmscore.ingest import absence_lines
+
+    console = Console(stderr=True, soft_wrap=True)
+    for line in absence_lines(absent_tables, absent_columns):
+        console.print(line, markup=False, highlight=False)
+    for warning in warnings:
+        console.print("[yellow]warning:[/]", end=" ")
+        console.print(str(warning), markup=False, highlight=False)
+
+
+_MAPPING_HELP = (
+    "How to read a bank's own export (file names, separators, decimal commas, encodings, date "
+    "formats, renames, code maps, debit/credit flags): see the README, 'Bring your own bank'."
+)
+_BANK_HELP = "The bank's vocabulary (bank.yaml) [default: the mapping's, SRC/bank.yaml, built-in]."
+
+
 @app.command()
 def ingest(
     src_dir: Annotated[
@@ -85,32 +116,41 @@ def ingest(
             exists=True,
             file_okay=False,
             metavar="SRC_DIR",
-            help="Folder with one CSV/Parquet file per table.",
+            help="Folder with the bank's files (one per table, or as the mapping says).",
         ),
     ],
     out: Annotated[
         Path | None,
         typer.Option(help="Where to write the tables (default: settings raw_dir, data/raw)."),
     ] = None,
+    mapping: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help=_MAPPING_HELP)
+    ] = None,
+    bank: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help=_BANK_HELP)] = None,
     as_of: Annotated[datetime | None, typer.Option(help=_AS_OF_HELP)] = None,
 ) -> None:
-    """Validate a bank's raw files and write them as Parquet; on any error write nothing.
+    """Validate a bank's files and write them as Parquet with their bank.yaml; on any error write
+    nothing.
 
-    SRC_DIR holds one entry per table: TABLE/ (Parquet parts), TABLE.parquet or TABLE.csv.
+    Without --mapping, SRC_DIR holds one entry per table named as in `crmscore schema`: TABLE/
+    (Parquet parts), TABLE.parquet or TABLE.csv. interactions and credit_status may be absent.
 
-    See `crmscore schema` for the tables, columns and rules.
-
-    Errors list table, column, rule and the first offending rows; the exit code is then 1.
+    Errors list table, column (and the source file and column), rule and the first offending
+    rows; the exit code is then 1. Warnings (overdrafts beyond the limit, ignored columns) keep
+    the data.
     """
+    from crmscore.contract import ContractError
     from crmscore.ingest import ingest as run_ingest
+    from crmscore.mapping import MappingError
     from crmscore.validation import DatasetValidationError
 
     out = out or get_settings().raw_dir
     try:
-        report = run_ingest(src_dir, out, as_of=as_of)
-    except (DatasetValidationError, OSError) as error:
+        report = run_ingest(src_dir, out, as_of=as_of, mapping=mapping, contract=bank)
+    except (DatasetValidationError, ContractError, MappingError, OSError) as error:
         _fail(str(error))
     _print_rows(f"Ingested {src_dir} -> {out} ({report.seconds:.1f}s)", report.rows)
+    _print_findings(report.warnings, report.absent_tables, report.absent_columns)
 
 
 @app.command()
@@ -124,20 +164,29 @@ def validate(
             help="Dataset folder to check, e.g. data/raw.",
         ),
     ],
+    mapping: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help=_MAPPING_HELP)
+    ] = None,
+    bank: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help=_BANK_HELP)] = None,
     as_of: Annotated[datetime | None, typer.Option(help=_AS_OF_HELP)] = None,
 ) -> None:
     """Check a dataset folder against the raw data contract; exit 1 listing every problem.
 
-    DIR holds one entry per table: TABLE/ (Parquet parts), TABLE.parquet or TABLE.csv.
+    DIR holds one entry per table: TABLE/ (Parquet parts), TABLE.parquet or TABLE.csv, or a bank's
+    own export read through --mapping.
     """
-    from crmscore.ingest import read_validated
+    from crmscore.contract import ContractError
+    from crmscore.ingest import read_validated, resolve_contract
+    from crmscore.mapping import MappingError
     from crmscore.validation import DatasetValidationError
 
     try:
-        tables = read_validated(data_dir, as_of=as_of)
-    except (DatasetValidationError, OSError) as error:
+        contract = resolve_contract(data_dir, bank, mapping)
+        tables, warnings = read_validated(data_dir, as_of, contract, mapping)
+    except (DatasetValidationError, ContractError, MappingError, OSError) as error:
         _fail(str(error))
     _print_rows(f"{data_dir} is valid", {name: len(frame) for name, frame in tables.items()})
+    _print_findings(warnings, [], {})
 
 
 @app.command()

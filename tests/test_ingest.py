@@ -69,7 +69,7 @@ def test_valid_csv_round_trips_through_ingest(tiny_bank, tiny_as_of, tmp_path):
     report = ingest(src, tmp_path / "raw", as_of=tiny_as_of)
     assert report.rows == {name: len(frame) for name, frame in tiny_bank.items()}
     assert "transactions" in str(report)
-    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted(TABLES)
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted([*TABLES, "bank.yaml"])
     back = read_dataset(tmp_path / "raw")
     for name, frame in tiny_bank.items():
         assert back[name].astype(object).where(back[name].notna(), None).values.tolist() == (
@@ -175,8 +175,6 @@ BAD_CSV = [
      "not_after_as_of"),
     ("savings-overdrawn", _set("transactions", "balance_after", 12, -20.0),
      "transactions.balance_after", "balance_floor"),
-    ("overdraft-beyond-limit", _set("transactions", "balance_after", 2, -900.0),
-     "transactions.balance_after", "balance_floor"),
     ("unknown-channel", _set("transactions", "channel", 0, "fax"), "transactions.channel",
      "category"),
     ("unknown-product", _set("accounts", "product", 1, "bitcoin"), "accounts.product", "category"),
@@ -220,21 +218,20 @@ def test_bad_parquet_values_are_rejected(tiny_bank, tiny_as_of, tmp_path):
 
 def test_structural_problems_are_all_listed(tiny_bank, tiny_as_of, tmp_path):
     src = write_csv(tiny_bank, tmp_path / "export")
-    (src / "interactions.csv").unlink()  # missing table
+    (src / "transactions.csv").unlink()  # missing required table
+    (src / "interactions.csv").unlink()  # missing optional table: fine
     (src / "credit_status.csv").write_text("")  # empty file
     header_only = tiny_bank["accounts"].iloc[:0]
     header_only.to_csv(src / "accounts.csv", index=False)  # header, no rows
-    tiny_bank["customers"].drop(columns="segment").assign(vip=True).to_csv(
-        src / "customers.csv", index=False
-    )
+    tiny_bank["customers"].drop(columns="birth_date").to_csv(src / "customers.csv", index=False)
     with pytest.raises(DatasetValidationError) as caught:
         ingest(src, tmp_path / "raw", as_of=tiny_as_of)
     message = str(caught.value)
-    assert "- interactions [file] table missing: expected interactions/" in message
+    assert "- transactions [file] table missing: expected transactions/" in message
+    assert "interactions" not in message
     assert "- credit_status [file]" in message and "file is empty" in message
     assert "- accounts [non_empty] has no rows" in message
-    assert "- customers.segment [columns] required column missing" in message
-    assert "- customers.vip [columns] is not a column of this table" in message
+    assert "- customers.birth_date [columns] required column missing" in message
     assert "[tables]" not in message  # an unreadable table is not reported twice
     assert not (tmp_path / "raw").exists()
 
