@@ -83,6 +83,7 @@ def asof_baseline(tables: dict[str, Path], entities: pd.DataFrame, service: str)
     """Seconds for the same point-in-time join written directly as DuckDB ASOF joins."""
     import duckdb
 
+    from features.catalog import built_views
     from features.definitions import service_features
 
     started = time.perf_counter()
@@ -94,7 +95,7 @@ def asof_baseline(tables: dict[str, Path], entities: pd.DataFrame, service: str)
             "timezone('UTC', event_timestamp::TIMESTAMP) AS event_timestamp FROM entities_frame"
         )
         joins, columns = [], []
-        for view, names in service_features(service).items():
+        for view, names in service_features(service, built_views()).items():
             joins.append(
                 f"ASOF LEFT JOIN read_parquet('{tables[view]}') AS {view} "
                 f"ON e.customer_id = {view}.customer_id "
@@ -159,7 +160,8 @@ def main() -> None:
 
     n_tx = pd.read_parquet(settings.raw_dir / "transactions", columns=["amount"]).shape[0]
     baseline_out = data_dir / "baseline-aggregate.parquet"
-    build_s, tables = timed(build_feature_tables, repeat=args.repeat)
+    build_s, report = timed(build_feature_tables, repeat=args.repeat)
+    tables = report.tables
     baseline_s = min(
         scan_aggregate_baseline(settings.raw_dir, baseline_out) for _ in range(args.repeat)
     )

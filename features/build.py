@@ -1,12 +1,16 @@
 """Compute the snapshot feature tables with DuckDB, and register them with Feast.
 
-``build_feature_tables`` reads the raw tables (``raw_dir/<table>/*.parquet``), creates the shared
-staging tables (:mod:`features.staging`) and writes one Parquet table per feature view. Each table
-has ``customer_id`` (int64), ``event_timestamp`` (timestamp, UTC, a month start) and the view's
-features, cast to their declared Feast types; one row per customer and snapshot from the month the
-customer joined. Snapshots run from the second data month to the month after the last one, so the
-newest snapshot sees all data. Tables are written to a temporary file and renamed into place, so a
-failed build never leaves a half-written table behind.
+``build_feature_tables`` reads the raw tables (``raw_dir/<table>/*.parquet`` and the dataset's
+``bank.yaml``), creates the shared staging tables (:mod:`features.staging`) and writes one Parquet
+table per feature view. Each table has ``customer_id`` (int64), ``event_timestamp`` (timestamp, UTC,
+a month start) and the view's features, cast to their declared Feast types; one row per customer
+and snapshot from the month the customer joined. Snapshots run from the second data month to the
+month after the last one, so the newest snapshot sees all data. Tables are written to a temporary
+file and renamed into place, so a failed build never leaves a half-written table behind.
+
+What a bank's data lacks shapes the build (:class:`RawDataset`): a view whose optional table is
+absent (no interaction log, no monthly arrears file) is not built, and a feature needing an absent
+optional column is left out of its table. Nothing is made up; the build says what it left out.
 """
 
 from __future__ import annotations
@@ -14,44 +18,94 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from crmscore.contract import BankContract, contract_of
+from crmscore.dataset import parquet_glob, table_columns
 from crmscore.schema import TABLES
 from crmscore.settings import get_settings
-from features.spec import FeatureGroup
-from features.staging import STATEMENTS
-from features.views import GROUPS
+from features.spec import Feature, FeatureGroup
+from features.staging import statements
+from features.views import groups
 
 if TYPE_CHECKING:
     import duckdb
 
-_SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR"}
+_SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
+_DUCKDB_TYPES = {
+    "string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE", "bool": "BOOLEAN",
+    "date": "DATE", "timestamp": "TIMESTAMP",
+}  # fmt: skip
 
 
 class RawDataError(FileNotFoundError):
     """The raw dataset is missing or does not look like the raw contract."""
 
 
-def raw_table_glob(raw_dir: Path, table: str) -> str:
-    """The Parquet files of one raw table: a ``<table>/`` folder or ``<table>.parquet``."""
-    folder, single = raw_dir / table, raw_dir / f"{table}.parquet"
-    if folder.is_dir() and any(folder.glob("*.parquet")):
-        return str(folder / "*.parquet")
-    if single.is_file():
-        return str(single)
-    raise RawDataError(
-        f"raw table {table!r} not found: expected Parquet files in {folder}/ "
-        f"(run `crmscore generate` or ingest the bank's data first)"
-    )
+@dataclass(frozen=True)
+class RawDataset:
+    """What a raw dataset folder holds: its contract, its tables and each table's columns."""
+
+    path: Path
+    contract: BankContract
+    columns: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, raw_dir: Path | None = None) -> RawDataset:
+        """Read the folder's table schemas and ``bank.yaml``; :class:`RawDataError` when a
+        required table is missing."""
+        path = Path(raw_dir or get_settings().raw_dir)
+        columns = table_columns(path) if path.is_dir() else {}
+        lacking = [n for n, t in TABLES.items() if not t.optional and n not in columns]
+        if lacking:
+            where = ", ".join(str(path / name) for name in lacking)
+            raise RawDataError(
+                f"raw table{'s' * (len(lacking) > 1)} {', '.join(map(repr, lacking))} not found: "
+                f"expected Parquet files in {where} (run `crmscore generate` or ingest the bank's "
+                "data first)"
+            )
+        return cls(path, contract_of(path), columns)
+
+    def has(self, need: str) -> bool:
+        """Whether the dataset holds ``need``: a table (``"interactions"``) or a column
+        (``"transactions.channel"``)."""
+        table, _, column = need.partition(".")
+        return table in self.columns and (not column or column in self.columns[table])
+
+    def groups(self) -> list[FeatureGroup]:
+        """The feature groups the dataset can build (their required tables present)."""
+        return [g for g in groups(self.contract) if all(self.has(t) for t in g.requires)]
+
+    def features(self, group: FeatureGroup) -> list[Feature]:
+        """The features of ``group`` whose optional columns the dataset has."""
+        return [f for f in group.features if all(self.has(n) for n in f.needs)]
+
+    @property
+    def absent_tables(self) -> list[str]:
+        return [n for n in TABLES if n not in self.columns]
+
+    def left_out(self) -> dict[str, list[str]]:
+        """Features of the contract the dataset cannot give, per view (whole views included)."""
+        built = {g.name: g for g in self.groups()}
+        out = {}
+        for group in groups(self.contract):
+            kept = {f.name for f in self.features(group)} if group.name in built else set()
+            missing = [f.name for f in group.features if f.name not in kept]
+            if missing:
+                out[group.name] = missing
+        return out
 
 
-def connect(raw_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with one view per raw table, checked against the raw contract."""
+def connect(dataset: RawDataset | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with one view per raw table the dataset holds (default: the configured
+    one), every contract column present (an absent optional column reads as typed NULLs), checked
+    against the raw contract."""
     import duckdb
 
+    dataset = dataset or RawDataset.open()
     settings = get_settings()
-    raw_dir = Path(raw_dir or settings.raw_dir)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     # The build shows its own bar, per step. Inside Jupyter without ipywidgets DuckDB refuses to
@@ -61,12 +115,16 @@ def connect(raw_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     if settings.features.duckdb_threads:
         con.execute(f"SET threads = {int(settings.features.duckdb_threads)}")
     con.execute(f"SET memory_limit = '{settings.features.duckdb_memory()}'")
-    for name, table in TABLES.items():
-        glob = raw_table_glob(raw_dir, name)
+    for name, present in dataset.columns.items():
+        glob = parquet_glob(dataset.path, name)
         # Timestamps are naive UTC in the contract; cast so a nanosecond writer reads the same.
         columns = ", ".join(
-            f"{c.name}::TIMESTAMP AS {c.name}" if c.dtype == "timestamp" else c.name
-            for c in table.columns
+            f"NULL::{_DUCKDB_TYPES[c.dtype]} AS {c.name}"
+            if c.name not in present
+            else f"{c.name}::TIMESTAMP AS {c.name}"
+            if c.dtype == "timestamp"
+            else c.name
+            for c in TABLES[name].columns
         )
         try:
             con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM read_parquet('{glob}')")
@@ -78,10 +136,12 @@ def connect(raw_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def feature_table_sql(group: FeatureGroup) -> str:
-    """The group's SQL, restricted to known customers and cast to the declared Feast types."""
+def feature_table_sql(group: FeatureGroup, features: list[Feature] | None = None) -> str:
+    """The group's SQL, restricted to known customers and cast to the declared Feast types; only
+    ``features`` (default: all of the group's) are selected."""
     casts = ",\n    ".join(
-        f"CAST({f.name} AS {_SQL_TYPES[f.kind]}) AS {f.name}" for f in group.features
+        f"CAST({f.name} AS {_SQL_TYPES[f.kind]}) AS {f.name}"
+        for f in (group.features if features is None else features)
     )
     return (
         f"SELECT\n    customer_id::BIGINT AS customer_id,\n"
@@ -91,28 +151,43 @@ def feature_table_sql(group: FeatureGroup) -> str:
     )
 
 
+@dataclass(frozen=True)
+class BuildReport:
+    """What a feature build read and wrote, and what it had to leave out."""
+
+    tables: dict[str, Path]
+    used_tables: list[str]
+    absent_tables: list[str]
+    left_out: dict[str, list[str]]
+
+
 def build_feature_tables(
     raw_dir: Path | None = None, out_dir: Path | None = None, progress: bool = False
-) -> dict[str, Path]:
-    """Compute every feature view's snapshot table from the raw tables; returns view -> path.
+) -> BuildReport:
+    """Compute every feature view's snapshot table the raw data allows (see the module docstring).
 
     ``raw_dir`` defaults to ``settings.raw_dir`` and ``out_dir`` to ``settings.features_dir/tables``
-    (the location the Feast sources read).
+    (the location the Feast sources read). Tables of views the data no longer supports are
+    removed, so the folder holds exactly what Feast will declare.
     """
     from features.store import tables_dir
 
+    dataset = RawDataset.open(raw_dir)
     out_dir = Path(out_dir or tables_dir())
     out_dir.mkdir(parents=True, exist_ok=True)
-    steps = [(name, sql) for name, sql in STATEMENTS] + [(g.name, g) for g in GROUPS]
+    built = dataset.groups()
+    staging = statements(dataset.contract, set(dataset.columns))
+    steps = [*staging, *((g.name, g) for g in built)]
     written: dict[str, Path] = {}
-    with connect(raw_dir) as con, _Progress(progress, len(steps)) as bar:
+    with connect(dataset) as con, _Progress(progress, len(steps)) as bar:
         for name, step in steps:
             bar.describe(f"features: {name}")
             if isinstance(step, FeatureGroup):
                 target = out_dir / f"{name}.parquet"
                 partial = out_dir / f".{name}.parquet.partial"
+                sql = feature_table_sql(step, dataset.features(step))
                 con.execute(
-                    f"COPY ({feature_table_sql(step)}) TO '{partial}' "
+                    f"COPY ({sql}) TO '{partial}' "
                     "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 262144)"
                 )
                 os.replace(partial, target)
@@ -120,7 +195,14 @@ def build_feature_tables(
             else:
                 con.execute(step)
             bar.advance()
-    return written
+    for stale in out_dir.glob("*.parquet"):
+        if stale.stem not in written:
+            stale.unlink()
+    optional = {t for g in built for t in g.requires}
+    used = [n for n, t in TABLES.items() if not t.optional or n in optional]
+    readable = {r for g in groups(dataset.contract) for r in g.requires}
+    absent = [t for t in dataset.absent_tables if t in readable]
+    return BuildReport(written, used, absent, dataset.left_out())
 
 
 def apply() -> None:
@@ -138,7 +220,16 @@ def apply() -> None:
     root.mkdir(parents=True, exist_ok=True)
     store = get_store()
     views = feature_views()
-    store.apply([entity(), *views, *feature_services(views)])
+    # Views of an earlier build the data no longer supports (a re-ingested bank without an
+    # interaction log) leave the registry, so no service or model can ask for them.
+    names = {v.name for v in views}
+    try:
+        stale = [v for v in store.list_feature_views() if v.name not in names]
+    except Exception:  # a fresh registry has nothing to list
+        stale = []
+    store.apply(
+        [entity(), *views, *feature_services(views)], objects_to_delete=stale, partial=not stale
+    )
     store.refresh_registry()
     config = {**repo_config_dict(), "repo_path": None}
     config.pop("repo_path")

@@ -1,25 +1,68 @@
 """What the feature store offers, without touching Feast: names per service and descriptions.
 
-Reads the same declarations the Feast definitions are built from (:mod:`features.views`), so it is
-instant and works before ``crmscore features build``. Serving uses :func:`describe` to turn a reason
-code into a sentence; training uses :func:`categorical_features` to tell encoders what is a label.
+Reads the same declarations the Feast definitions are built from (:mod:`features.views`, for the
+configured dataset's contract) and the feature tables the last build wrote (which features the
+bank's data allowed), so it is instant. Serving uses :func:`describe` to turn a reason code into a
+sentence; training uses :func:`categorical_features` to tell encoders what is a label.
 """
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from crmscore.contract import BankContract, current_contract
 from features.definitions import SERVICES, service_features
-from features.spec import Feature
-from features.views import GROUPS
+from features.spec import Feature, FeatureGroup
+from features.views import groups
 
 
-@cache
 def _features() -> dict[str, Feature]:
-    return {f.name: f for g in GROUPS for f in g.features}
+    return _declared(current_contract())
+
+
+@lru_cache(maxsize=8)
+def _declared(contract: BankContract) -> dict[str, Feature]:
+    return {f.name: f for g in groups(contract) for f in g.features}
+
+
+def group(name: str) -> FeatureGroup:
+    """The declared feature group (view) called ``name``."""
+    for candidate in groups():
+        if candidate.name == name:
+            return candidate
+    raise KeyError(f"unknown feature view {name!r}")
+
+
+def built_features() -> dict[str, list[Feature]]:
+    """The features each feature table of the last build holds, per view, in declaration order.
+
+    Raises :class:`features.build.RawDataError` when nothing was built yet.
+    """
+    from features.build import RawDataError
+    from features.store import tables_dir
+
+    folder = tables_dir()
+    tables = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if not tables:
+        raise RawDataError(f"no feature tables in {folder}: run `crmscore features build`")
+    stamp = tuple((str(p), p.stat().st_mtime_ns) for p in tables)
+    columns = _table_columns(stamp)
+    return {
+        g.name: [f for f in g.features if f.name in columns[g.name]]
+        for g in groups()
+        if g.name in columns
+    }
+
+
+@lru_cache(maxsize=8)
+def _table_columns(stamp: tuple[tuple[str, int], ...]) -> dict[str, set[str]]:
+    import pyarrow.parquet as pq
+
+    return {Path(path).stem: set(pq.read_schema(path).names) for path, _ in stamp}
 
 
 def services() -> tuple[str, ...]:
@@ -27,14 +70,20 @@ def services() -> tuple[str, ...]:
     return SERVICES
 
 
+def built_views() -> dict[str, list[str]]:
+    """Feature names per built view."""
+    return {view: [f.name for f in features] for view, features in built_features().items()}
+
+
 def feature_names(service: str) -> list[str]:
     """Every feature the model behind ``service`` uses, in a stable order (views, then columns)."""
-    return [name for names in service_features(service).values() for name in names]
+    return [name for names in service_features(service, built_views()).values() for name in names]
 
 
 def categorical_features(service: str) -> list[str]:
     """The string-valued features of ``service`` (segment, income band, region, occupation)."""
-    return [n for n in feature_names(service) if _features()[n].kind == "string"]
+    known = _features()
+    return [n for n in feature_names(service) if known[n].kind == "string"]
 
 
 def as_model_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -78,7 +127,7 @@ def describe(name: str) -> str:
 
 def view_of(name: str) -> str:
     """The feature view (group) feature ``name`` belongs to."""
-    for group in GROUPS:
-        if name in group.feature_names:
-            return group.name
+    for candidate in groups():
+        if name in candidate.feature_names:
+            return candidate.name
     raise KeyError(f"unknown feature {name!r}")

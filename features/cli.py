@@ -30,19 +30,31 @@ def build(
 
     import duckdb
 
+    from crmscore.contract import ContractError
     from crmscore.settings import get_settings
     from features.build import RawDataError, apply, build_feature_tables
 
     started = time.perf_counter()
     try:
-        tables = build_feature_tables(progress=progress)
-    except RawDataError as error:
+        report = build_feature_tables(progress=progress)
+    except (RawDataError, ContractError) as error:
         _fail(str(error))
     except duckdb.Error as error:  # data the contract allows but the SQL cannot digest
         _fail(f"feature build failed on {get_settings().raw_dir}: {error}")
     apply()
+    typer.echo(f"tables used: {', '.join(report.used_tables)}")
+    if report.absent_tables:
+        typer.secho(
+            f"tables absent: {', '.join(report.absent_tables)} (their features are missing)",
+            fg=typer.colors.YELLOW,
+        )
+    for view, names in report.left_out.items():
+        if view not in report.tables:  # a whole view: said above, with its table
+            continue
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        typer.secho(f"left out of {view}: {shown}", fg=typer.colors.YELLOW)
     with duckdb.connect() as con:
-        for view, path in tables.items():
+        for view, path in report.tables.items():
             rows, snapshots = con.execute(
                 f"SELECT count(*), count(DISTINCT event_timestamp) FROM read_parquet('{path}')"
             ).fetchone()

@@ -20,7 +20,11 @@ before the snapshot, and labels look only forward from it):
     make reason codes unexplainable to an applicant).
 
 ``marketing_consent`` is in the profile view for target-list exclusions but in no service: consent
-is a rule applied to a list, not a predictor.
+is a rule applied to a list, not a predictor; so are ``branch_id`` and ``manager_id`` (worklists and
+portfolio views).
+
+Views and services declare what the feature build wrote (:func:`features.catalog.built_features`):
+a bank without an interaction log has no ``interactions`` view, and its services use what exists.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from features.spec import Feature, FeatureGroup
-from features.views import GROUPS
 
 if TYPE_CHECKING:
     from feast import Entity, FeatureService, FeatureView
@@ -39,8 +42,9 @@ JOIN_KEY = "customer_id"
 TIMESTAMP = "event_timestamp"
 SERVICES = ("churn", "cross_sell", "credit_risk")
 
-#: Features kept out of every model (see the module docstring).
-_NOT_MODEL_INPUTS = frozenset({"marketing_consent"})
+#: Features kept out of every model (see the module docstring): targeting rules and the keys of
+#: worklists and portfolio views, not predictors.
+NOT_MODEL_INPUTS = frozenset({"marketing_consent", "branch_id", "manager_id"})
 #: The credit signals a churn model may use: stress, not the whole credit file.
 _CHURN_CREDIT = frozenset(
     {
@@ -53,26 +57,28 @@ _CHURN_CREDIT = frozenset(
 )
 
 
-def service_features(service: str) -> dict[str, list[str]]:
-    """Feature names per view that the model ``service`` may use, in table order."""
+def _model_may_use(service: str, view: str, feature: str) -> bool:
+    """The service rules of the module docstring, by view and feature name."""
+    if feature in NOT_MODEL_INPUTS:
+        return False
+    if service == "credit_risk" and view == "interactions":
+        return False
+    if service == "churn" and view == "credit":
+        return feature in _CHURN_CREDIT
+    return True
+
+
+def service_features(service: str, views: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Feature names per view that the model ``service`` may use, out of ``views`` (view ->
+    feature names, e.g. what the build wrote), in table order."""
     if service not in SERVICES:
         expected = ", ".join(SERVICES)
         raise KeyError(f"unknown feature service {service!r}; expected one of {expected}")
-
-    def keep(group: FeatureGroup, feature: Feature) -> bool:
-        if feature.name in _NOT_MODEL_INPUTS:
-            return False
-        if service == "credit_risk" and group.name == "interactions":
-            return False
-        if service == "churn" and group.name == "credit":
-            return feature.name in _CHURN_CREDIT
-        return True
-
-    return {
-        g.name: [f.name for f in g.features if keep(g, f)]
-        for g in GROUPS
-        if any(keep(g, f) for f in g.features)
+    chosen = {
+        view: [f for f in names if _model_may_use(service, view, f)]
+        for view, names in views.items()
     }
+    return {view: names for view, names in chosen.items() if names}
 
 
 def entity() -> Entity:
@@ -86,58 +92,63 @@ def entity() -> Entity:
     )
 
 
-def feature_views() -> list[FeatureView]:
-    """One feature view per group, reading ``tables/<group>.parquet`` under the current settings."""
+def feature_views(built: dict[str, list[Feature]] | None = None) -> list[FeatureView]:
+    """One feature view per built table (``tables/<group>.parquet`` under the current settings),
+    declaring exactly the features the table holds (default: what the last build wrote)."""
     from feast import FeatureView, Field, FileSource
     from feast.types import Float64, Int64, String
 
     from crmscore.settings import get_settings
+    from features.catalog import built_features, group
     from features.store import tables_dir
 
     dtypes = {"int": Int64, "float": Float64, "string": String}
     customer = entity()
     ttl = timedelta(days=get_settings().features.ttl_days)
     views = []
-    for group in GROUPS:
+    for name, features in (built or built_features()).items():
+        spec: FeatureGroup = group(name)
         source = FileSource(
-            name=f"{group.name}_snapshots",
-            path=str(tables_dir() / f"{group.name}.parquet"),
+            name=f"{name}_snapshots",
+            path=str(tables_dir() / f"{name}.parquet"),
             timestamp_field=TIMESTAMP,
-            description=f"Monthly snapshots of the {group.name} features (built by DuckDB).",
+            description=f"Monthly snapshots of the {name} features (built by DuckDB).",
         )
         views.append(
             FeatureView(
-                name=group.name,
+                name=name,
                 entities=[customer],
                 ttl=ttl,
                 schema=[
                     Field(name=f.name, dtype=dtypes[f.kind], description=f.description)
-                    for f in group.features
+                    for f in features
                 ],
                 source=source,
                 online=True,
-                description=group.description,
-                tags={"owner": "features", **group.tags},
+                description=spec.description,
+                tags={"owner": "features", **spec.tags},
             )
         )
     return views
 
 
-def feature_services(views: list[FeatureView] | None = None) -> list[FeatureService]:
+def feature_services(views: list[FeatureView]) -> list[FeatureService]:
     """The ``churn``, ``cross_sell`` and ``credit_risk`` services over ``views``."""
     from feast import FeatureService
 
-    by_name = {v.name: v for v in views or feature_views()}
+    by_name = {v.name: v for v in views}
+    fields = {v.name: [f.name for f in v.features] for v in views}
     descriptions = {
         "churn": "Inputs of the churn model: will the customer close all accounts within 3 months?",
         "cross_sell": "Inputs of the cross-sell propensity models (one score per product).",
-        "credit_risk": "Inputs of the probability-of-default model (90+ days past due in 12 "
-        "months); no marketing interactions.",
+        "credit_risk": "Inputs of the probability-of-default model; no marketing interactions.",
     }
     return [
         FeatureService(
             name=service,
-            features=[by_name[view][names] for view, names in service_features(service).items()],
+            features=[
+                by_name[view][names] for view, names in service_features(service, fields).items()
+            ],
             description=descriptions[service],
             tags={"model": service},
         )

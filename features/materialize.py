@@ -13,9 +13,8 @@ def latest_snapshot(end: datetime | None = None) -> datetime:
 
     from features.build import RawDataError
     from features.store import tables_dir
-    from features.views import GROUPS
 
-    table = tables_dir() / f"{GROUPS[-1].name}.parquet"
+    table = tables_dir() / "profile.parquet"  # every dataset has customers, so a profile
     if not table.exists():
         raise RawDataError(f"no feature tables in {tables_dir()}: run `crmscore features build`")
     query = f"SELECT max(event_timestamp) FROM read_parquet('{table}')"

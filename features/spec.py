@@ -1,8 +1,14 @@
 """What a feature view group is: its features (name, type, description) and the SQL computing them.
 
-Each module in :mod:`features.views` declares one :class:`FeatureGroup`. The same declaration feeds
-the DuckDB build (``sql``) and the Feast definitions (``features``), so a column cannot exist in a
-table without a typed, described Feast field, and vice versa (a test checks both directions).
+Each module in :mod:`features.views` declares one :class:`FeatureGroup` per bank contract (the
+bank's products, transaction types and categories shape the SQL and the feature list). The same
+declaration feeds the DuckDB build (``sql``) and the Feast definitions (``features``), so a column
+cannot exist in a table without a typed, described Feast field, and vice versa (a test checks both
+directions).
+
+What a bank's data lacks is declared too: a group ``requires`` its optional tables, a feature
+``needs`` its optional columns. The build leaves out every feature whose needs the raw dataset
+does not meet (missing, never made up), and the whole group when a table it requires is absent.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ class Feature:
     name: str
     kind: Kind
     description: str
+    #: Optional raw columns it is computed from (``"transactions.channel"``): without them the
+    #: feature is left out of the build.
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -32,9 +41,9 @@ class FeatureGroup:
     """A Feast feature view and the SQL that computes its monthly snapshot table.
 
     ``sql`` is one DuckDB ``SELECT`` returning ``customer_id``, ``event_timestamp`` (the snapshot, a
-    month start, UTC) and exactly the columns in ``features``. It may read the raw tables
-    (``customers``, ``accounts``, ``transactions``, ``interactions``, ``credit_status``) and the
-    ``spine`` (one row per customer and month, see :mod:`features.build`).
+    month start, UTC), ``known`` and at least the columns in ``features``. It may read the raw
+    tables (absent optional columns read as typed NULLs) and the staging tables of
+    :mod:`features.staging`.
     """
 
     name: str
@@ -42,6 +51,9 @@ class FeatureGroup:
     sql: str
     features: tuple[Feature, ...]
     tags: dict[str, str] = field(default_factory=dict)
+    #: Optional raw tables it reads (``interactions``, ``credit_status``): without one of them
+    #: the whole group is left out.
+    requires: tuple[str, ...] = ()
 
     @property
     def feature_names(self) -> list[str]:

@@ -10,31 +10,53 @@
     before the snapshot; only those rows are written).
 ``account_monthly``
     The one full pass over ``transactions``: per account and calendar month, counts, values,
-    salary, spending by category, channels, repayments and the month-end balance.
+    salary, spending by category, channels, repayments, the lowest and the month-end balance, and
+    the postings that left the account overdrawn or beyond its arranged limit.
 ``transactions_monthly``
     ``account_monthly`` rolled up to the customer (all of their accounts), with *external*
     inflow/outflow. Money moved between the customer's own accounts (a savings sweep, a
     card repayment from the current account) is posted twice with opposite signs at the same
     instant; those mirrored pairs are netted out so that inflow means money coming from outside.
+
+Transaction types, channels and products are the bank's own (:mod:`crmscore.contract`); the SQL
+filters them by what they mean (their kinds), so the statements are built per contract.
 """
 
 from __future__ import annotations
 
-from crmscore.schema import MERCHANT_CATEGORIES
+from crmscore.contract import (
+    BANK_INITIATED_KINDS,
+    OVERDRAFT_KINDS,
+    POSTING_KINDS,
+    BankContract,
+    ChannelKind,
+    TransactionKind,
+)
 
-#: Transactions the customer makes (interest and fees are the bank's doing).
-INITIATED = "type NOT IN ('interest', 'fee')"
 
-MONTHS = """
+def sql_list(values) -> str:
+    """``('a', 'b')`` for an ``IN`` clause; ``(NULL)`` for none, so the SQL stays valid."""
+    quoted = ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+    return f"({quoted or 'NULL'})"
+
+
+def _types(contract: BankContract, *kinds: TransactionKind) -> str:
+    return sql_list(contract.transaction_types_of(*kinds))
+
+
+def _months(tables: set[str]) -> str:
+    bounds = ["SELECT min(ts) AS first_ts, max(ts) AS last_ts FROM transactions"]
+    if "interactions" in tables:
+        bounds.append("SELECT min(ts), max(ts) FROM interactions")
+    if "credit_status" in tables:
+        bounds.append("SELECT min(month)::TIMESTAMP, max(month)::TIMESTAMP FROM credit_status")
+    union = "\n        UNION ALL\n        ".join(bounds)
+    return f"""
 CREATE OR REPLACE TEMP TABLE months AS
 WITH bounds AS (
     SELECT min(first_ts) AS first_ts, max(last_ts) AS last_ts
     FROM (
-        SELECT min(ts) AS first_ts, max(ts) AS last_ts FROM transactions
-        UNION ALL
-        SELECT min(ts), max(ts) FROM interactions
-        UNION ALL
-        SELECT min(month)::TIMESTAMP, max(month)::TIMESTAMP FROM credit_status
+        {union}
     )
 )
 SELECT
@@ -47,6 +69,7 @@ FROM bounds, range(
     INTERVAL 1 MONTH
 )
 """
+
 
 SPINE = """
 CREATE OR REPLACE TEMP TABLE spine AS
@@ -62,49 +85,107 @@ CROSS JOIN months m
 ORDER BY c.customer_id, m.month
 """
 
-_SPEND_BY_CATEGORY = ",\n        ".join(
-    f"coalesce(sum(abs(amount)) FILTER (WHERE type = 'card_spend' "
-    f"AND merchant_category = '{c}'), 0) AS spend_{c}"
-    for c in MERCHANT_CATEGORIES
-)
 
-ACCOUNT_MONTHLY = f"""
+def account_measures(contract: BankContract) -> dict[str, str]:
+    """Name -> SQL aggregate over one account's postings in one month (``t``: transactions,
+    ``a``: the account); each rolls up to the customer as a sum."""
+    initiated = f"type NOT IN {_types(contract, *BANK_INITIATED_KINDS)}"
+    card = _types(contract, TransactionKind.card_spend)
+    posting = sql_list(contract.products_of(POSTING_KINDS))
+    overdraft = sql_list(contract.products_of(OVERDRAFT_KINDS))
+
+    def channel(*kinds: ChannelKind) -> str:
+        return sql_list(contract.channels_of(*kinds))
+
+    def postings(kind: TransactionKind) -> str:
+        return f"count(*) FILTER (WHERE type IN {_types(contract, kind)})"
+
+    def total(kind: TransactionKind, expression: str = "abs(amount)") -> str:
+        return f"coalesce(sum({expression}) FILTER (WHERE type IN {_types(contract, kind)}), 0)"
+
+    measures = {
+        "n": f"count(*) FILTER (WHERE {initiated})",
+        "amount": f"coalesce(sum(abs(amount)) FILTER (WHERE {initiated}), 0)",
+        "gross_inflow": f"coalesce(sum(amount) FILTER (WHERE amount > 0 AND {initiated}), 0)",
+        "gross_outflow": f"coalesce(sum(-amount) FILTER (WHERE amount < 0 AND {initiated}), 0)",
+        "salary": total(TransactionKind.salary, "amount"),
+        "card_spend": total(TransactionKind.card_spend),
+        **{
+            f"spend_{c}": f"coalesce(sum(abs(amount)) FILTER (WHERE type IN {card} "
+            f"AND merchant_category = '{c}'), 0)"
+            for c in contract.merchant_categories
+        },
+        # Shares are of the postings whose channel is known (many extracts leave it empty).
+        "n_channel_known": f"count(channel) FILTER (WHERE {initiated})",
+        "n_branch": f"count(*) FILTER (WHERE channel IN {channel(ChannelKind.branch)} "
+        f"AND {initiated})",
+        "n_atm": f"count(*) FILTER (WHERE channel IN {channel(ChannelKind.atm)} AND {initiated})",
+        "n_pos": f"count(*) FILTER (WHERE channel IN {channel(ChannelKind.pos)} AND {initiated})",
+        "n_digital": f"count(*) FILTER (WHERE channel IN {channel(ChannelKind.digital)} "
+        f"AND {initiated})",
+        "atm_amount": total(TransactionKind.atm),
+        "n_bill": postings(TransactionKind.bill_payment),
+        # Repayments leave a deposit account as a debit; the card's matching credit is not counted.
+        "repayments": f"coalesce(sum(-amount) FILTER (WHERE type IN "
+        f"{_types(contract, TransactionKind.repayment)} AND amount < 0), 0)",
+        "fees": total(TransactionKind.fee),
+        "penalties": total(TransactionKind.penalty),
+        "n_penalties": postings(TransactionKind.penalty),
+        "interest": total(TransactionKind.interest, "amount"),
+        # Postings that left a deposit account overdrawn, or an overdraft-able account beyond its
+        # arranged limit (an unarranged overdraft: validation keeps them, the features count them).
+        "n_negative": f"count(*) FILTER (WHERE a.product IN {posting} AND balance_after < 0)",
+        "negative_days": f"count(DISTINCT ts::DATE) FILTER (WHERE a.product IN {posting} "
+        "AND balance_after < 0)",
+        "n_overlimit": f"count(*) FILTER (WHERE a.product IN {overdraft} "
+        "AND balance_after < -a.limit_amount)",
+        "overlimit_days": f"count(DISTINCT ts::DATE) FILTER (WHERE a.product IN {overdraft} "
+        "AND balance_after < -a.limit_amount)",
+    }
+    return measures
+
+
+def _account_monthly(contract: BankContract) -> str:
+    measures = ",\n    ".join(
+        f"{sql} AS {name}" for name, sql in account_measures(contract).items()
+    )
+    initiated = f"type NOT IN {_types(contract, *BANK_INITIATED_KINDS)}"
+    salary = _types(contract, TransactionKind.salary)
+    posting = sql_list(contract.products_of(POSTING_KINDS))
+    return f"""
 CREATE OR REPLACE TEMP TABLE account_monthly AS
 SELECT
-    account_id,
-    date_trunc('month', ts)::DATE AS month,
-    count(*) FILTER (WHERE {INITIATED}) AS n,
-    coalesce(sum(abs(amount)) FILTER (WHERE {INITIATED}), 0) AS amount,
-    max(ts) FILTER (WHERE {INITIATED}) AS last_ts,
-    coalesce(sum(amount) FILTER (WHERE amount > 0 AND {INITIATED}), 0) AS gross_inflow,
-    coalesce(sum(-amount) FILTER (WHERE amount < 0 AND {INITIATED}), 0) AS gross_outflow,
-    coalesce(sum(amount) FILTER (WHERE type = 'salary'), 0) AS salary,
-    max(ts) FILTER (WHERE type = 'salary') AS last_salary_ts,
-    coalesce(sum(abs(amount)) FILTER (WHERE type = 'card_spend'), 0) AS card_spend,
-    {_SPEND_BY_CATEGORY},
-    count(*) FILTER (WHERE channel = 'branch' AND {INITIATED}) AS n_branch,
-    count(*) FILTER (WHERE channel = 'atm' AND {INITIATED}) AS n_atm,
-    count(*) FILTER (WHERE channel = 'pos' AND {INITIATED}) AS n_pos,
-    count(*) FILTER (WHERE channel IN ('mobile', 'online') AND {INITIATED}) AS n_digital,
-    coalesce(sum(abs(amount)) FILTER (WHERE type = 'atm'), 0) AS atm_amount,
-    count(*) FILTER (WHERE type = 'bill_payment') AS n_bill,
-    -- Repayments leave a deposit account as a debit; the card's matching credit is not counted.
-    coalesce(sum(-amount) FILTER (WHERE type = 'loan_repayment' AND amount < 0), 0) AS repayments,
-    coalesce(sum(abs(amount)) FILTER (WHERE type = 'fee'), 0) AS fees,
-    coalesce(sum(amount) FILTER (WHERE type = 'interest'), 0) AS interest,
+    t.account_id,
+    date_trunc('month', t.ts)::DATE AS month,
+    {measures},
+    max(ts) FILTER (WHERE {initiated}) AS last_ts,
+    max(ts) FILTER (WHERE type IN {salary}) AS last_salary_ts,
+    -- The lowest balance a deposit account reached after any posting of the month (the
+    -- transactions view also counts the balance it entered the month with).
+    min(balance_after) FILTER (WHERE a.product IN {posting}) AS min_balance,
     -- Balance after the month's last posting (ties broken by transaction id).
     arg_max(balance_after, (ts, transaction_id)) AS month_end_balance
-FROM transactions
-GROUP BY ALL
+FROM transactions t
+JOIN accounts a USING (account_id)
+GROUP BY t.account_id, date_trunc('month', t.ts)::DATE
 """
 
-TRANSACTIONS_MONTHLY = """
+
+def _transactions_monthly(contract: BankContract) -> str:
+    transfers = _types(
+        contract,
+        TransactionKind.transfer_in,
+        TransactionKind.transfer_out,
+        TransactionKind.repayment,
+    )
+    sums = ",\n        ".join(f"sum(m.{name}) AS {name}" for name in account_measures(contract))
+    return f"""
 CREATE OR REPLACE TEMP TABLE transactions_monthly AS
 WITH transfers AS (
     SELECT a.customer_id, t.account_id, t.ts, t.amount
     FROM transactions t
     JOIN accounts a USING (account_id)
-    WHERE t.type IN ('transfer_in', 'transfer_out', 'loan_repayment')
+    WHERE t.type IN {transfers}
 ),
 internal AS (
     -- The credited leg of each transfer between two accounts of the same customer.
@@ -117,34 +198,35 @@ internal AS (
      AND debit.amount = -credit.amount
      AND debit.account_id <> credit.account_id
     WHERE credit.amount > 0
-    GROUP BY ALL
+    GROUP BY credit.customer_id, date_trunc('month', credit.ts)::DATE
 ),
 monthly AS (
     -- Account months rolled up to the customer: every measure is a sum or a latest time.
     SELECT
         a.customer_id,
         m.month,
-        sum(COLUMNS(m.* EXCLUDE (
-            account_id, month, last_ts, last_salary_ts, month_end_balance
-        ))),
+        {sums},
         max(m.last_ts) AS last_ts,
         max(m.last_salary_ts) AS last_salary_ts
     FROM account_monthly m
     JOIN accounts a USING (account_id)
-    GROUP BY ALL
+    GROUP BY a.customer_id, m.month
 )
 SELECT
-    m.* EXCLUDE (gross_inflow, gross_outflow),
+    m.*,
     m.gross_inflow - coalesce(i.internal, 0) AS inflow,
     m.gross_outflow - coalesce(i.internal, 0) AS outflow
 FROM monthly m
 LEFT JOIN internal i USING (customer_id, month)
 """
 
-#: In order: each statement may use the tables created before it.
-STATEMENTS: tuple[tuple[str, str], ...] = (
-    ("months", MONTHS),
-    ("spine", SPINE),
-    ("account_monthly", ACCOUNT_MONTHLY),
-    ("transactions_monthly", TRANSACTIONS_MONTHLY),
-)
+
+def statements(contract: BankContract, tables: set[str]) -> tuple[tuple[str, str], ...]:
+    """The staging statements, in order (each may use the tables created before it), for a
+    dataset holding ``tables``."""
+    return (
+        ("months", _months(tables)),
+        ("spine", SPINE),
+        ("account_monthly", _account_monthly(contract)),
+        ("transactions_monthly", _transactions_monthly(contract)),
+    )

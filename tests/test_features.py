@@ -12,11 +12,18 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from crmscore.contract import BANK_INITIATED_KINDS, DEFAULT_CONTRACT
 from crmscore.schema import TABLES
 from crmscore.settings import get_settings
-from features.catalog import categorical_features, describe, feature_names, services
+from features.catalog import (
+    built_views,
+    categorical_features,
+    describe,
+    feature_names,
+    services,
+)
 from features.definitions import service_features
-from features.views import GROUPS
+from features.views import groups
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +45,7 @@ def store_ready(small_bank):
     assert materialised.exit_code == 0, materialised.output
     snapshot = latest_snapshot()
     assert f"{snapshot:%Y-%m-%d}" in materialised.output
-    tables = {g.name: tables_dir() / f"{g.name}.parquet" for g in GROUPS}
+    tables = {g.name: tables_dir() / f"{g.name}.parquet" for g in groups()}
     yield {"tables": tables, "snapshot": snapshot, "data_dir": small_bank}
     env.undo()
     get_settings.cache_clear()
@@ -56,10 +63,10 @@ def _latest(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_at_least_60_features_in_5_views_with_unique_names():
-    names = [f.name for g in GROUPS for f in g.features]
-    assert len(GROUPS) >= 5 and len(names) >= 60
+    names = [f.name for g in groups() for f in g.features]
+    assert len(groups()) >= 5 and len(names) >= 60
     assert len(names) == len(set(names)), "feature names must be unique across views"
-    assert {g.name for g in GROUPS} >= {
+    assert {g.name for g in groups()} >= {
         "transactions",
         "interactions",
         "products",
@@ -73,7 +80,7 @@ def test_every_feast_feature_has_a_description_and_every_service_resolves(store_
 
     store = get_store()
     views = {v.name: v for v in store.list_feature_views()}
-    assert set(views) == {g.name for g in GROUPS}
+    assert set(views) == {g.name for g in groups()}
     for view in views.values():
         assert view.description and view.tags
         for field in view.features:
@@ -86,13 +93,14 @@ def test_every_feast_feature_has_a_description_and_every_service_resolves(store_
     assert set(services()) == {"churn", "cross_sell", "credit_risk"}
 
 
-def test_services_hold_only_model_inputs():
+def test_services_hold_only_model_inputs(store_ready):
     for service in services():
-        assert "marketing_consent" not in feature_names(service)
+        for attribute in ("marketing_consent", "branch_id", "manager_id"):
+            assert attribute not in feature_names(service)
         assert len(feature_names(service)) >= 30
-    assert "interactions" not in service_features("credit_risk")
-    assert set(service_features("credit_risk")["credit"]) == {
-        f.name for g in GROUPS if g.name == "credit" for f in g.features
+    assert "interactions" not in service_features("credit_risk", built_views())
+    assert set(service_features("credit_risk", built_views())["credit"]) == {
+        f.name for g in groups() if g.name == "credit" for f in g.features
     }
     assert categorical_features("churn") == ["segment", "income_band", "region", "occupation"]
     with pytest.raises(KeyError, match="unknown feature service"):
@@ -105,7 +113,7 @@ def test_tables_hold_declared_columns_types_and_snapshots(store_ready):
     expected_first = (first.min().to_period("M") + 1).to_timestamp().tz_localize("UTC")
     expected_last = (first.max().to_period("M") + 1).to_timestamp().tz_localize("UTC")
     kinds = {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}
-    for group in GROUPS:
+    for group in groups():
         path = store_ready["tables"][group.name]
         schema = pq.read_schema(path)
         assert schema.names == ["customer_id", "event_timestamp", *group.feature_names]
@@ -128,7 +136,9 @@ def test_features_agree_with_a_direct_computation(store_ready):
     accounts = pd.read_parquet(raw / "accounts")
     tx = pd.read_parquet(raw / "transactions").merge(accounts[["account_id", "customer_id"]])
     window = tx[(tx["ts"] < snapshot) & (tx["ts"] >= snapshot - pd.DateOffset(months=3))]
-    own = window[~window["type"].isin(["interest", "fee"])]
+    bank_made = DEFAULT_CONTRACT.transaction_types_of(*BANK_INITIATED_KINDS)
+    assert set(bank_made) == {"interest", "fee", "penalty_interest"}
+    own = window[~window["type"].isin(bank_made)]
     expected_count = own.groupby("customer_id").size()
     expected_salary = window[window["type"] == "salary"].groupby("customer_id")["amount"].sum()
     held = accounts[
@@ -278,7 +288,7 @@ def test_rows_dated_at_or_after_a_snapshot_change_no_feature_at_or_before_it(sto
         part.unlink()
     _append(copy, "credit_status", pd.concat([kept, worse], ignore_index=True))
 
-    rebuilt = _read_tables(build_feature_tables(raw_dir=copy, out_dir=tmp_path / "tables"))
+    rebuilt = _read_tables(build_feature_tables(raw_dir=copy, out_dir=tmp_path / "tables").tables)
     s_utc = s.tz_localize("UTC")
     key = ["customer_id", "event_timestamp"]
 
@@ -369,7 +379,7 @@ def test_training_set_is_point_in_time_and_keeps_rows(store_ready):
 
 def _assert_online_equals_offline(online: pd.DataFrame, tables: dict, service: str) -> None:
     offline = None
-    for view, names in service_features(service).items():
+    for view, names in service_features(service, built_views()).items():
         latest = _latest(tables[view]).set_index("customer_id")[names]
         offline = latest if offline is None else offline.join(latest)
     offline = offline.loc[online["customer_id"]]
@@ -511,7 +521,7 @@ def test_cli_build_without_raw_data_names_what_is_missing(tmp_path):
         result = CliRunner().invoke(app, ["features", "build", "--no-progress"])
     get_settings.cache_clear()
     assert result.exit_code == 1
-    assert "raw table 'customers' not found" in result.output
+    assert "raw tables 'customers', 'accounts', 'transactions' not found" in result.output
     assert str(tmp_path / "empty" / "raw" / "customers") in result.output
 
 

@@ -25,10 +25,13 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from crmscore.schema import CREDIT_PRODUCTS, CROSS_SELL_PRODUCTS
+from crmscore.contract import contract_of
+from crmscore.dataset import parquet_glob
 from crmscore.settings import get_settings
 
 LABEL_TABLES = ("accounts", "transactions", "credit_status")
+#: Label inputs a bank may not have (the derived default label needs credit_status).
+OPTIONAL_LABEL_TABLES = frozenset({"credit_status"})
 #: Days past due from which a credit account counts as defaulted.
 DEFAULT_DPD = 90
 #: Resolution of the customer sample behind ``max_rows`` (shares in steps of one in a million).
@@ -116,28 +119,22 @@ _LABEL_SQL: dict[str, tuple[str, str]] = {
 }
 
 
-def _table_glob(raw_dir: Path, table: str) -> str:
-    folder = raw_dir / table
-    if folder.is_dir() and any(folder.glob("*.parquet")):
-        return str(folder / "*.parquet")
-    single = raw_dir / f"{table}.parquet"
-    if single.is_file():
-        return str(single)
-    raise FileNotFoundError(
-        f"raw table '{table}' not found: expected Parquet files in {folder}/ "
-        f"(generate a bank with `crmscore generate` or point CRMSCORE_DATA_DIR at your data)"
-    )
-
-
 def _connect(raw_dir: Path, share: float = 1.0) -> duckdb.DuckDBPyConnection:
-    """Views over the raw tables; with ``share`` < 1 the accounts (and through them every label
-    input) of a fixed hash sample of customers only."""
+    """Views over the raw tables the labels read (those present); with ``share`` < 1 the accounts
+    (and through them every label input) of a fixed hash sample of customers only."""
     con = duckdb.connect()
     # The cross-sell population of a large bank is tens of millions of rows: spill, don't OOM.
     con.execute(f"SET memory_limit = '{get_settings().features.duckdb_memory()}'")
     con.execute("SET preserve_insertion_order = false")  # ORDER BY sorts the result anyway
     for table in LABEL_TABLES:
-        source = _table_glob(raw_dir, table)
+        source = parquet_glob(raw_dir, table)
+        if source is None:
+            if table in OPTIONAL_LABEL_TABLES:
+                continue
+            raise FileNotFoundError(
+                f"raw table '{table}' not found: expected Parquet files in {raw_dir / table}/ "
+                "(generate a bank with `crmscore generate` or point CRMSCORE_DATA_DIR at your data)"
+            )
         sample = ""
         if table == "accounts" and share < 1.0:
             sample = (
@@ -147,13 +144,23 @@ def _connect(raw_dir: Path, share: float = 1.0) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+
+
 def _query(
     raw_dir: Path, sql: str, snapshots: list[date], params: dict, share: float = 1.0
 ) -> duckdb.DuckDBPyConnection:
     con = _connect(raw_dir, share)
+    if "credit_status" in sql and "credit_status" not in _tables(con):
+        raise ValueError(
+            f"{raw_dir} has no credit_status table (monthly days past due), so defaults cannot be "
+            "derived from it: give the bank's own outcomes instead (an outcomes table)"
+        )
+    contract = contract_of(raw_dir)
     con.register("snapshots", pd.DataFrame({"snapshot": pd.to_datetime(snapshots).date}))
-    con.register("products", pd.DataFrame({"product": list(CROSS_SELL_PRODUCTS)}))
-    con.register("credit_products", pd.DataFrame({"product": list(CREDIT_PRODUCTS)}))
+    con.register("products", pd.DataFrame({"product": list(contract.cross_sell_products)}))
+    con.register("credit_products", pd.DataFrame({"product": list(contract.credit_products)}))
     return con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
 
 
@@ -165,14 +172,13 @@ def observation_end(raw_dir: Path | None = None) -> date:
     """First month start after the data: outcome windows must end on or before it."""
     raw_dir = Path(raw_dir or get_settings().raw_dir)
     con = _connect(raw_dir)
-    last = con.execute(
-        """
-        SELECT greatest(
-            (SELECT max(ts)::DATE FROM transactions),
-            (SELECT max(month) FROM credit_status),
-            (SELECT max(greatest(open_date, coalesce(close_date, open_date))) FROM accounts))
-        """
-    ).fetchone()[0]
+    latest = [
+        "(SELECT max(ts)::DATE FROM transactions)",
+        "(SELECT max(greatest(open_date, coalesce(close_date, open_date))) FROM accounts)",
+    ]
+    if "credit_status" in _tables(con):
+        latest.append("(SELECT max(month) FROM credit_status)")
+    last = con.execute(f"SELECT greatest({', '.join(latest)})").fetchone()[0]
     if last is None:
         raise ValueError(f"raw tables in {raw_dir} are empty")
     return (pd.Timestamp(last).to_period("M") + 1).to_timestamp().date()

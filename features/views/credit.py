@@ -1,18 +1,24 @@
-"""Credit features: utilisation, days past due, delinquency history, debt service, new credit.
+"""Credit features from the monthly arrears file: balances, utilisation, days past due and
+delinquency history.
 
 ``credit_status.month`` is a month-END date, so the status of month ``m`` is joined to spine month
-``m`` and first seen by snapshot ``m + 1 month`` — never by a snapshot inside month ``m``. The debt
-service ratio divides repayments by external inflow (income), both from ``transactions_monthly``.
+``m`` and first seen by snapshot ``m + 1 month`` — never by a snapshot inside month ``m``. A bank
+without a ``credit_status`` table has no credit view (the credit signals it still has come from
+transactions: overdrafts, minimum balances, penalty interest, repayment load; and from products:
+recent credit applications).
 """
 
 from __future__ import annotations
 
-from crmscore.schema import CREDIT_PRODUCTS
+from crmscore.contract import BankContract, ProductKind
 from features.spec import Feature, FeatureGroup
+from features.staging import sql_list
 
-_CREDIT = "(" + ", ".join(f"'{p}'" for p in CREDIT_PRODUCTS) + ")"
 
-_SQL = f"""
+def _sql(contract: BankContract) -> str:
+    card = sql_list(contract.products_of({ProductKind.card}))
+    loans = sql_list(contract.products_of({ProductKind.loan, ProductKind.mortgage}))
+    return f"""
 WITH status AS (
     SELECT
         a.customer_id,
@@ -20,33 +26,22 @@ WITH status AS (
         count(*) AS n_accounts,
         sum(c.balance) AS balance,
         sum(a.limit_amount) AS limit_amount,
-        sum(c.balance) FILTER (WHERE a.product = 'credit_card') AS card_balance,
-        sum(a.limit_amount) FILTER (WHERE a.product = 'credit_card') AS card_limit,
-        coalesce(sum(c.balance) FILTER (WHERE a.product <> 'credit_card'), 0) AS loan_balance,
+        sum(c.balance) FILTER (WHERE a.product IN {card}) AS card_balance,
+        sum(a.limit_amount) FILTER (WHERE a.product IN {card}) AS card_limit,
+        coalesce(sum(c.balance) FILTER (WHERE a.product IN {loans}), 0) AS loan_balance,
         max(c.days_past_due) AS dpd
     FROM credit_status c
     JOIN accounts a USING (account_id)
-    GROUP BY ALL
-),
-openings AS (
-    SELECT customer_id, date_trunc('month', open_date)::DATE AS month, count(*) AS opened
-    FROM accounts
-    WHERE product IN {_CREDIT}
-    GROUP BY ALL
+    GROUP BY a.customer_id, date_trunc('month', c.month)::DATE
 ),
 grid AS (
     SELECT
         s.customer_id, s.month, s.event_timestamp, s.known,
         coalesce(st.n_accounts, 0) AS n_accounts,
         st.balance, st.limit_amount, st.card_balance, st.card_limit, st.loan_balance, st.dpd,
-        st.balance / nullif(st.limit_amount, 0) AS utilisation,
-        coalesce(o.opened, 0) AS opened,
-        coalesce(t.repayments, 0) AS repayments,
-        coalesce(t.inflow, 0) AS inflow
+        st.balance / nullif(st.limit_amount, 0) AS utilisation
     FROM spine s
     LEFT JOIN status st USING (customer_id, month)
-    LEFT JOIN openings o USING (customer_id, month)
-    LEFT JOIN transactions_monthly t USING (customer_id, month)
 )
 SELECT
     customer_id,
@@ -66,91 +61,82 @@ SELECT
     coalesce(sum((dpd >= 30)::INT) OVER w12, 0) AS credit_months_30dpd_12m,
     date_diff('month', max(CASE WHEN dpd > 0 THEN month END) OVER wall, month)
         AS credit_months_since_delinquency,
-    sum(repayments) OVER w3 / nullif(sum(inflow) OVER w3, 0) AS credit_debt_service_ratio_3m,
-    sum(opened) OVER w6 AS credit_new_accounts_6m,
     known
 FROM grid
 WINDOW
     w3 AS (PARTITION BY customer_id ORDER BY month ROWS BETWEEN 2 PRECEDING AND CURRENT ROW),
-    w6 AS (PARTITION BY customer_id ORDER BY month ROWS BETWEEN 5 PRECEDING AND CURRENT ROW),
     w12 AS (PARTITION BY customer_id ORDER BY month ROWS BETWEEN 11 PRECEDING AND CURRENT ROW),
     wall AS (PARTITION BY customer_id ORDER BY month
              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 """
 
-GROUP = FeatureGroup(
-    name="credit",
-    description="Credit cards, personal loans and mortgages: exposure, arrears and repayment load.",
-    tags={"source": "credit_status, accounts, transactions", "grain": "customer x month-start"},
-    sql=_SQL,
-    features=(
-        Feature(
-            "credit_n_accounts",
-            "int",
-            "Credit accounts (cards, loans, mortgages) reported at the last month end.",
-        ),
-        Feature("credit_balance", "float", "Total owed on credit accounts at the last month end."),
-        Feature(
-            "credit_limit",
-            "float",
-            "Total card limits and loan principals of the credit accounts reported.",
-        ),
-        Feature(
-            "credit_utilisation",
-            "float",
-            "Credit owed divided by limits and principals at the last month end; empty without "
-            "credit.",
-        ),
-        Feature(
-            "credit_card_utilisation",
-            "float",
-            "Credit-card balance divided by card limit at the last month end; empty without a "
-            "card.",
-        ),
-        Feature(
-            "credit_utilisation_change_3m",
-            "float",
-            "Change in credit utilisation over the last 3 month ends (positive = borrowing more).",
-        ),
-        Feature(
-            "credit_balance_change_3m",
-            "float",
-            "Change in the total credit owed over the last 3 month ends (currency).",
-        ),
-        Feature("credit_loan_balance", "float", "Owed on personal loans and mortgages."),
-        Feature(
-            "credit_current_dpd",
-            "int",
-            "Worst days past due across credit accounts at the last month end; empty without "
-            "credit.",
-        ),
-        Feature("credit_worst_dpd_3m", "int", "Worst days past due over the last 3 month ends."),
-        Feature("credit_worst_dpd_12m", "int", "Worst days past due over the last 12 month ends."),
-        Feature(
-            "credit_months_delinquent_12m",
-            "int",
-            "Month ends of the last 12 with any credit payment past due.",
-        ),
-        Feature(
-            "credit_months_30dpd_12m",
-            "int",
-            "Month ends of the last 12 with a payment 30 or more days past due.",
-        ),
-        Feature(
-            "credit_months_since_delinquency",
-            "int",
-            "Months since the last month end with a payment past due (0 = the last one); empty "
-            "if never delinquent.",
-        ),
-        Feature(
-            "credit_debt_service_ratio_3m",
-            "float",
-            "Repayments divided by income (inflow from outside the bank), last 3 months.",
-        ),
-        Feature(
-            "credit_new_accounts_6m",
-            "int",
-            "Credit accounts opened in the last 6 months (recent applications).",
-        ),
+
+_FEATURES = (
+    Feature(
+        "credit_n_accounts",
+        "int",
+        "Credit accounts (cards, loans, mortgages) reported at the last month end.",
+    ),
+    Feature("credit_balance", "float", "Total owed on credit accounts at the last month end."),
+    Feature(
+        "credit_limit",
+        "float",
+        "Total card limits and loan principals of the credit accounts reported.",
+    ),
+    Feature(
+        "credit_utilisation",
+        "float",
+        "Credit owed divided by limits and principals at the last month end; empty without credit.",
+    ),
+    Feature(
+        "credit_card_utilisation",
+        "float",
+        "Credit-card balance divided by card limit at the last month end; empty without a card.",
+    ),
+    Feature(
+        "credit_utilisation_change_3m",
+        "float",
+        "Change in credit utilisation over the last 3 month ends (positive = borrowing more).",
+    ),
+    Feature(
+        "credit_balance_change_3m",
+        "float",
+        "Change in the total credit owed over the last 3 month ends (currency).",
+    ),
+    Feature("credit_loan_balance", "float", "Owed on personal loans and mortgages."),
+    Feature(
+        "credit_current_dpd",
+        "int",
+        "Worst days past due across credit accounts at the last month end; empty without credit.",
+    ),
+    Feature("credit_worst_dpd_3m", "int", "Worst days past due over the last 3 month ends."),
+    Feature("credit_worst_dpd_12m", "int", "Worst days past due over the last 12 month ends."),
+    Feature(
+        "credit_months_delinquent_12m",
+        "int",
+        "Month ends of the last 12 with any credit payment past due.",
+    ),
+    Feature(
+        "credit_months_30dpd_12m",
+        "int",
+        "Month ends of the last 12 with a payment 30 or more days past due.",
+    ),
+    Feature(
+        "credit_months_since_delinquency",
+        "int",
+        "Months since the last month end with a payment past due (0 = the last one); empty "
+        "if never delinquent.",
     ),
 )
+
+
+def group(contract: BankContract) -> FeatureGroup:
+    """The credit view (needs the ``credit_status`` table)."""
+    return FeatureGroup(
+        name="credit",
+        description="Credit accounts' month-end statuses: exposure, utilisation and arrears.",
+        tags={"source": "credit_status, accounts", "grain": "customer x month-start"},
+        sql=_sql(contract),
+        features=_FEATURES,
+        requires=("credit_status",),
+    )
