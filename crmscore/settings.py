@@ -136,16 +136,6 @@ class ServingSettings(BaseModel):
     top_k: int = Field(default=5, ge=1, le=50)
     #: Credit products are neither the next best product nor on a target list above this PD.
     max_pd: float = Field(default=0.10, gt=0, le=1)
-    #: Yearly margin the bank expects from a product once taken up (currency): expected value of an
-    #: offer = propensity x this (x (1 - PD) for credit products).
-    product_value: dict[str, float] = {
-        "credit_card": 120.0,
-        "wealth_management": 300.0,
-        "term_deposit": 150.0,
-        "personal_loan": 400.0,
-        "mortgage": 1500.0,
-        "insurance": 200.0,
-    }
     #: Yearly profit contribution of a customer (tiers): margins on what they hold today.
     deposit_margin: float = 0.015
     lending_margin: float = 0.03

@@ -13,54 +13,56 @@ import pandas as pd
 from serving.errors import Unavailable
 
 JOIN_KEY = "customer_id"
-#: Features the business rules read (tiers, value, target-list exclusions), model inputs or not.
+#: Features the business rules read (tiers, value, target-list exclusions), model inputs or not;
+#: a bank's data may lack some of them (the rules then say what they cannot do).
 RULE_FEATURES: tuple[str, ...] = (
     "marketing_consent",
     "segment",
     "region",
     "prod_n_accounts",
-    "credit_n_accounts",
     "txn_deposit_balance",
     "credit_balance",
     "txn_card_spend_12m",
     "int_days_since_campaign_contact",
-    "prod_holds_credit_card",
-    "prod_holds_wealth_management",
-    "prod_holds_term_deposit",
-    "prod_holds_personal_loan",
-    "prod_holds_mortgage",
-    "prod_holds_insurance",
 )
+
+
+def rule_features() -> list[str]:
+    """:data:`RULE_FEATURES` plus the holdings of every product the rules look at (offers and
+    credit products of the bank's contract)."""
+    from crmscore.contract import current_contract
+
+    contract = current_contract()
+    products = dict.fromkeys([*contract.cross_sell_products, *contract.credit_products])
+    return [*RULE_FEATURES, *(f"prod_holds_{p}" for p in products)]
 
 
 class OnlineFeatures:
     """Reads ``names`` for a list of customer ids from the online store (SQLite or Redis)."""
 
     def __init__(self, names: list[str]) -> None:
-        from features.catalog import view_of
-
+        self.store, served = self._connect()
         views = {}
-        for name in dict.fromkeys([*names, *RULE_FEATURES]):
-            try:
-                views[name] = view_of(name)
-            except KeyError:
-                # Not a store feature: an input the model derives itself inside ``prepare`` (e.g.
-                # cross-sell's product-aligned columns). A truly missing input still fails there.
-                continue
+        for name in dict.fromkeys([*names, *rule_features()]):
+            # Not a store feature: an input the model derives itself inside ``prepare`` (e.g.
+            # cross-sell's product-aligned columns), or a rule input the bank's data lacks. A
+            # truly missing model input still fails there.
+            if name in served:
+                views[name] = served[name]
         self.names = list(views)
         self.refs = [f"{view}:{name}" for name, view in views.items()]
-        self.store = self._connect()
 
     @staticmethod
     def _connect():
+        """The store, and which view serves each registered feature (from the registry)."""
         from features.store import get_store
 
         try:
             store = get_store()
-            store.list_feature_views()  # fails fast when the registry is missing
+            views = store.list_feature_views()  # fails fast when the registry is missing
         except Exception as error:
             raise Unavailable(f"feature store unavailable: {error}") from error
-        return store
+        return store, {f.name: view.name for view in views for f in view.features}
 
     def fetch(self, customer_ids: list[int]) -> tuple[pd.DataFrame, list[int]]:
         """``(frame, unknown)``: one row per known id in request order (``customer_id`` + every

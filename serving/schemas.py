@@ -6,8 +6,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from crmscore.schema import CROSS_SELL_PRODUCTS
-
 #: Bounds of a customer id: the online store keys it as a signed 64-bit integer (and pandas'
 #: ``Int64`` holds no more), so a larger id is a malformed request, not a store failure.
 CUSTOMER_ID_MIN = 1
@@ -15,7 +13,8 @@ CUSTOMER_ID_MAX = 2**63 - 1
 CustomerId = Annotated[int, Field(ge=CUSTOMER_ID_MIN, le=CUSTOMER_ID_MAX)]
 
 ModelName = Literal["churn", "cross_sell", "credit_risk"]
-Product = Literal[CROSS_SELL_PRODUCTS]  # type: ignore[valid-type]
+#: A cross-sell product of the bank's contract (``bank.yaml``); checked against it per request.
+Product = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class ModelRef(BaseModel):

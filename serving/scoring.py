@@ -7,7 +7,8 @@ customer's yearly value, tier, and the next best product. ``crmscore score`` wri
 columns; ``POST /score`` nests them. Same function, same numbers.
 
 Next best product: among the cross-sell products the customer does not hold, the one with the
-highest expected value = propensity x ``product_value`` (x (1 - PD) for credit products); credit
+highest expected value = propensity x the product's margin (the bank's contract, ``bank.yaml``;
+x (1 - PD) for credit products); credit
 products are not offered when PD > ``max_pd`` (suitability), and nothing is offered to a customer
 with no open account (a lost customer is a win-back case). None when nothing is eligible.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crmscore.schema import CREDIT_PRODUCTS, CROSS_SELL_PRODUCTS
+from crmscore.contract import BankContract, current_contract
 from crmscore.settings import ServingSettings
 from serving.champions import Champions
 from serving.tiers import assign_tiers, customer_value
@@ -34,21 +35,28 @@ def holds(features: pd.DataFrame, product: str) -> pd.Series:
     return features[f"prod_holds_{product}"].fillna(0).astype(float) > 0
 
 
+def has_credit(features: pd.DataFrame, contract: BankContract) -> pd.Series:
+    """True where the customer holds a credit product (card, loan, mortgage) at the snapshot."""
+    held = [holds(features, p) for p in contract.credit_products]
+    return pd.concat(held, axis=1).any(axis=1) if held else pd.Series(False, index=features.index)
+
+
 def cross_sell_propensities(champions: Champions, features: pd.DataFrame) -> pd.DataFrame:
     """Propensity of every customer for every cross-sell product (one pooled model, product as an
     input); NaN where the customer already holds the product (not in the model's population)."""
     model = champions.cross_sell
+    offers = current_contract().cross_sell_products
     n = len(features)
-    stacked = pd.concat([features] * len(CROSS_SELL_PRODUCTS), ignore_index=True)
-    stacked[PRODUCT_KEY] = np.repeat(CROSS_SELL_PRODUCTS, n)
-    probability = model.predict_proba(stacked).reshape(len(CROSS_SELL_PRODUCTS), n).T
-    held = np.column_stack([holds(features, p).to_numpy() for p in CROSS_SELL_PRODUCTS])
+    stacked = pd.concat([features] * len(offers), ignore_index=True)
+    stacked[PRODUCT_KEY] = np.repeat(offers, n)
+    probability = model.predict_proba(stacked).reshape(len(offers), n).T
+    held = np.column_stack([holds(features, p).to_numpy() for p in offers])
     # One masked matrix, not a Series per product: pandas' per-column overhead dominated small
     # requests.
     return pd.DataFrame(
         np.where(held, np.nan, probability),
         index=features.index,
-        columns=[propensity_column(p) for p in CROSS_SELL_PRODUCTS],
+        columns=[propensity_column(p) for p in offers],
     )
 
 
@@ -59,15 +67,17 @@ def expected_values(
     settings: ServingSettings,
 ) -> pd.DataFrame:
     """Expected yearly margin of offering each product; NaN where it may not be offered."""
-    margin = np.array([settings.product_value.get(p, 0.0) for p in CROSS_SELL_PRODUCTS])
-    credit = np.isin(CROSS_SELL_PRODUCTS, list(CREDIT_PRODUCTS))
+    contract = current_contract()
+    offers = contract.cross_sell_products
+    margin = np.array([contract.products[p].margin for p in offers])
+    credit = np.isin(offers, list(contract.credit_products))
     risk = pd_default.to_numpy(dtype=float)[:, None]
-    value = propensities[[propensity_column(p) for p in CROSS_SELL_PRODUCTS]].to_numpy() * margin
+    value = propensities[[propensity_column(p) for p in offers]].to_numpy() * margin
     value = np.where(credit, value * (1 - risk), value)
     # Credit products are not offered above max_pd (suitability); nothing to lost customers.
     allowed = (~credit | (risk <= settings.max_pd)) & active.to_numpy(dtype=bool)[:, None]
     return pd.DataFrame(
-        np.where(allowed, value, np.nan), index=propensities.index, columns=CROSS_SELL_PRODUCTS
+        np.where(allowed, value, np.nan), index=propensities.index, columns=list(offers)
     )
 
 
@@ -92,17 +102,17 @@ def score_frame(
     any_offer = offered.any(axis=1)
     ranked = np.where(offered, ev, -np.inf)
     # The first product with the highest expected value; None when nothing may be offered.
-    products = np.asarray(CROSS_SELL_PRODUCTS, dtype=object)
+    products = np.asarray(current_contract().cross_sell_products, dtype=object)
     best = np.where(any_offer, products[ranked.argmax(axis=1)], None)
     best_ev = np.where(any_offer, ranked.max(axis=1), np.nan)
     value = customer_value(features, settings)
-    has_credit = features["credit_n_accounts"].fillna(0) > 0
+    credit_holder = has_credit(features, current_contract())
     tiers = assign_tiers(
         value=value,
         best_propensity=propensities.max(axis=1, skipna=True).fillna(0.0),
         churn=churn,
         pd_default=pd_default,
-        has_credit=has_credit,
+        has_credit=credit_holder,
         has_deposits=features["txn_deposit_balance"].fillna(0) > 0,
         active=active,
         settings=settings,
@@ -112,7 +122,7 @@ def score_frame(
         "churn_probability": churn,
         "probability_of_default": pd_default,
         "score_points": np.round(points, 1) if points is not None else np.nan,
-        "has_credit": has_credit,
+        "has_credit": credit_holder,
         **{name: propensities[name] for name in propensities.columns},
         "value": value.round(2),
         **{name: tiers[name] for name in tiers.columns},

@@ -24,7 +24,7 @@ import pandas as pd
 from pydantic import Field
 from starlette.responses import JSONResponse
 
-from crmscore.schema import CROSS_SELL_PRODUCTS
+from crmscore.contract import current_contract
 from crmscore.settings import get_settings
 from serving.access import (
     ROLE_ENDPOINTS,
@@ -122,7 +122,8 @@ def _customer_scores(scored: pd.DataFrame) -> list[dict[str, Any]]:
         return [split[ref] for ref in column(f"{name}_model")]
 
     ids = scored["customer_id"].astype(object).where(scored["customer_id"].notna(), None)
-    propensity = {p: numbers(propensity_column(p)) for p in CROSS_SELL_PRODUCTS}
+    offers = current_contract().cross_sell_products
+    propensity = {p: numbers(propensity_column(p)) for p in offers}
     rows = zip(
         ids.tolist(),
         numbers("churn_probability"),
@@ -162,7 +163,7 @@ def _customer_scores(scored: pd.DataFrame) -> list[dict[str, Any]]:
                             "propensity": propensity[p][i],
                             "holds": propensity[p][i] is None,
                         }
-                        for p in CROSS_SELL_PRODUCTS
+                        for p in offers
                     ],
                     **cross_ref,
                 },
@@ -333,6 +334,12 @@ class CrmScore:
             loaded = self._current()
             if product is not None and model != "cross_sell":
                 raise InvalidRequest("product applies only to model 'cross_sell'", field="product")
+            offers = current_contract().cross_sell_products
+            if product is not None and product not in offers:
+                raise InvalidRequest(
+                    f"product: unknown product {product!r}; expected one of {list(offers)}",
+                    field="product",
+                )
             features, unknown = loaded.source.fetch([customer_id])
             if unknown:
                 raise UnknownCustomer(
@@ -405,10 +412,13 @@ class CrmScore:
         regions: list[str] | None = None,
         min_propensity: Annotated[float, Field(ge=0, le=1)] = 0.0,
         reasons: Annotated[int, Field(ge=0, le=10)] = 3,
+        assume_consent: bool = False,
     ) -> TargetsResponse:
         """A ranked marketing list for ``product``: top N by propensity after the exclusions
         (holders, PD above ``exclude_pd_above`` (default settings.max_pd), churned, no consent,
-        contacted in the last K days) and segment/region filters; expected value and reasons."""
+        contacted in the last K days) and segment/region filters; expected value and reasons.
+        Without a consent column in the bank's data the list is refused unless
+        ``assume_consent``."""
         targeted: list[int] = []
 
         def work():
@@ -424,6 +434,7 @@ class CrmScore:
                 regions=tuple(regions or ()),
                 min_propensity=min_propensity,
                 reasons=reasons,
+                assume_consent=assume_consent,
             ).validate()
             loaded = self._current()
             features, scored = self._all_customers(loaded)

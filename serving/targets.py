@@ -9,6 +9,12 @@ ranks what remains by propensity; each row carries the expected value (propensit
 yearly margin, x (1 - PD) for credit products) and, via :func:`with_reasons`, the top reasons.
 
 "Contacted in the last K days" is measured at the feature snapshot (the online store's date).
+
+Products, segments and regions are the bank's own (its contract, ``bank.yaml``). A rule whose data
+the bank does not have cannot be applied silently: a list that requires marketing consent from a
+dataset without a consent column is refused unless the caller explicitly assumes consent
+(``assume_consent``, and takes responsibility for it), and so are the contact-recency and segment
+filters without the interaction log or the segment column.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from crmscore.schema import CREDIT_PRODUCTS, CROSS_SELL_PRODUCTS, REGIONS, SEGMENTS
+from crmscore.contract import current_contract
 from crmscore.settings import ServingSettings
 from serving.errors import InvalidRequest
 from serving.scoring import holds, is_active, propensity_column
@@ -38,12 +44,16 @@ class TargetQuery:
     regions: tuple[str, ...] = ()
     min_propensity: float = 0.0
     reasons: int = 3
+    #: Target customers although the data holds no consent column: the caller vouches for it.
+    assume_consent: bool = False
 
     def validate(self) -> TargetQuery:
         """Raise :class:`InvalidRequest` naming the field when the query cannot be answered."""
-        if self.product not in CROSS_SELL_PRODUCTS:
+        contract = current_contract()
+        offers = contract.cross_sell_products
+        if self.product not in offers:
             raise InvalidRequest(
-                f"unknown product {self.product!r}; expected one of {list(CROSS_SELL_PRODUCTS)}",
+                f"unknown product {self.product!r}; expected one of {list(offers)}",
                 field="product",
             )
         if self.top < 1:
@@ -56,8 +66,8 @@ class TargetQuery:
                 field="contacted_within_days",
             )
         for name, given, allowed in (
-            ("segments", self.segments, SEGMENTS),
-            ("regions", self.regions, REGIONS),
+            ("segments", self.segments, contract.segments),
+            ("regions", self.regions, contract.regions),
         ):
             unknown = sorted(set(given) - set(allowed))
             if unknown:
@@ -65,6 +75,23 @@ class TargetQuery:
                     f"unknown {name} {unknown}; expected any of {list(allowed)}", field=name
                 )
         return self
+
+    def check_data(self, features: pd.DataFrame) -> None:
+        """Raise :class:`InvalidRequest` when a rule the query asks for needs data the bank's
+        dataset does not have (``features``: the book's feature columns)."""
+        needed = [
+            (self.require_consent and not self.assume_consent, "marketing_consent",
+             "require_consent", "the data has no marketing consent column, so consent cannot be "
+             "checked; set assume_consent to target these customers on your responsibility, or "
+             "provide the consent column"),
+            (self.contacted_within_days is not None, "int_days_since_campaign_contact",
+             "contacted_within_days", "the data has no interaction log, so recent campaign "
+             "contacts are unknown"),
+            (bool(self.segments), "segment", "segments", "the data has no segment column"),
+        ]  # fmt: skip
+        for asked, column, field, reason in needed:
+            if asked and column not in features:
+                raise InvalidRequest(f"{field}: {reason}", field=field)
 
 
 def exclusion_masks(
@@ -76,7 +103,7 @@ def exclusion_masks(
         masks["already holds it"] = holds(features, query.product)
     if query.exclude_churned:
         masks["churned (no open account)"] = ~is_active(features)
-    if query.require_consent:
+    if query.require_consent and "marketing_consent" in features:
         masks["no marketing consent"] = ~(features["marketing_consent"].fillna(0) > 0)
     if query.max_pd is not None:
         masks[f"probability of default above {query.max_pd}"] = (
@@ -104,6 +131,7 @@ def select_targets(
     """``(ranked list, excluded counts)``. ``features`` and ``scored`` are row-aligned (same order,
     from :func:`serving.scoring.score_frame`). Counts are per rule, first rule that hits wins."""
     query.validate()
+    query.check_data(features)
     features = features.reset_index(drop=True)
     scored = scored.reset_index(drop=True)
     excluded_any = pd.Series(False, index=scored.index)
@@ -114,9 +142,9 @@ def select_targets(
         excluded_any |= mask
     propensity = scored[propensity_column(query.product)]
     keep = ~excluded_any & propensity.notna()
-    margin = settings.product_value.get(query.product, 0.0)
-    expected = propensity * margin
-    if query.product in CREDIT_PRODUCTS:
+    contract = current_contract()
+    expected = propensity * contract.products[query.product].margin
+    if query.product in contract.credit_products:
         expected = expected * (1 - scored["probability_of_default"])
     ranked = pd.DataFrame(
         {
@@ -127,7 +155,7 @@ def select_targets(
             "probability_of_default": scored["probability_of_default"],
             "churn_probability": scored["churn_probability"],
             "tier": scored["tier"],
-            "segment": features["segment"],
+            "segment": features.get("segment"),
             "region": features["region"],
         }
     )[keep]

@@ -4,7 +4,8 @@ DOMAIN.md's tiers (one rural bank's plan), made computable from what crmscore kn
 
 ``value``
     Yearly profit contribution of what the customer holds today: deposit balance x deposit margin
-    + credit owed x lending margin + 12 months of card spend x interchange (margins in settings).
+    + credit owed x lending margin + 12 months of card spend x interchange (margins in settings;
+    a part the bank's data cannot give, e.g. credit owed without a credit_status table, counts 0).
 ``D`` general customers, hard to maintain
     no open account left (lost: a win-back case, not a cross-sell one), churn probability
     >= ``tier_max_churn``, or (credit customers) PD >= ``tier_max_pd``; also anyone not
@@ -36,13 +37,21 @@ CONTACT_EVERY_DAYS = {"A": 7, "B": 7, "C": 14, "D": 30}
 def customer_value(features: pd.DataFrame, settings: ServingSettings) -> pd.Series:
     """Yearly profit contribution estimate (currency) from the customer's current holdings."""
     deposits = features["txn_deposit_balance"].fillna(0.0).clip(lower=0.0)
-    owed = features["credit_balance"].fillna(0.0).clip(lower=0.0)
-    spend = features["txn_card_spend_12m"].fillna(0.0).abs()
+    owed = _optional(features, "credit_balance").fillna(0.0).clip(lower=0.0)
+    spend = _optional(features, "txn_card_spend_12m").fillna(0.0).abs()
     return (
         deposits * settings.deposit_margin
         + owed * settings.lending_margin
         + spend * settings.card_interchange
     ).rename("value")
+
+
+def _optional(features: pd.DataFrame, name: str) -> pd.Series:
+    """A feature the bank's data may lack (no credit_status, no card spending): its part of the
+    value is then unknown and counts as nothing."""
+    if name in features:
+        return features[name]
+    return pd.Series(np.nan, index=features.index)
 
 
 def assign_tiers(

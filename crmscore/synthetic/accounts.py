@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crmscore.schema import PRODUCTS
+from crmscore.synthetic.vocabulary import PRODUCTS
 
 PRODUCT_INDEX = {p: i for i, p in enumerate(PRODUCTS)}
 

@@ -14,9 +14,11 @@ import pyarrow.parquet as pq
 
 from crmscore import schema
 from crmscore.dataset import ARROW_TYPES, arrow_schema
+from crmscore.synthetic import vocabulary
 from crmscore.synthetic.config import BankConfig
 from crmscore.synthetic.population import make_customers
 from crmscore.synthetic.simulation import BankSimulation
+from crmscore.synthetic.vocabulary import Translation
 
 ORACLE_SCHEMA = pa.schema(
     [
@@ -59,13 +61,14 @@ def generate_bank(cfg: BankConfig, out: Path, progress: bool = True) -> BankSumm
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    translation = Translation(cfg.contract)  # fails early on a contract it cannot write
     rng = np.random.default_rng(cfg.seed)
     customers, traits = make_customers(cfg, rng)
     sim = BankSimulation(cfg, customers, traits, rng)
 
     with tempfile.TemporaryDirectory(dir=out, prefix=".generate-") as tmp:
         tmp = Path(tmp)
-        writers = _Writers(tmp)
+        writers = _Writers(tmp, translation)
         months = range(-cfg.burn_in, cfg.months)
         for t in _progress(months, progress, "Simulating months"):
             rows = sim.step(t)
@@ -94,8 +97,9 @@ def generate_bank(cfg: BankConfig, out: Path, progress: bool = True) -> BankSumm
 class _Writers:
     """Writes month parts with stable ids, then moves the finished folders into place."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, translation: Translation) -> None:
         self.tmp = tmp
+        self.translation = translation
         self.rows: dict[str, int] = {}
         self.events: dict[str, int] = {}
         self.next_id = {"transactions": 1, "interactions": 1}
@@ -118,6 +122,7 @@ class _Writers:
 
     def _write(self, name: str, frame: pd.DataFrame, part: str) -> None:
         table = schema.TABLES[name]
+        frame = self.translation.table(name, frame)
         folder = self.tmp / "raw" / name
         folder.mkdir(exist_ok=True)
         columns = {}
@@ -133,6 +138,8 @@ class _Writers:
 
     def oracle(self, probabilities: pd.DataFrame, events: pd.DataFrame, t: int) -> None:
         part = f"part-{t:04d}.parquet"
+        probabilities = self.translation.products(probabilities)
+        events = self.translation.products(events)
         pq.write_table(
             pa.Table.from_pandas(probabilities, ORACLE_SCHEMA, preserve_index=False),
             self.tmp / "oracle/probabilities" / part,
@@ -145,6 +152,7 @@ class _Writers:
             self.events[outcome] = self.events.get(outcome, 0) + int(count)
 
     def finish(self, out: Path) -> BankSummary:
+        self.translation.target.write(self.tmp / "raw")
         for folder in ("raw", "oracle"):
             target = out / folder
             if target.exists():
@@ -156,11 +164,11 @@ class _Writers:
 
 def _decode_interactions(frame: pd.DataFrame, customer_ids: np.ndarray) -> pd.DataFrame:
     frame["customer_id"] = customer_ids[frame.pop("_customer").to_numpy()]
-    frame["kind"] = pd.Categorical.from_codes(frame["kind"], schema.INTERACTION_KINDS)
-    frame["channel"] = pd.Categorical.from_codes(frame["channel"], schema.INTERACTION_CHANNELS)
-    frame["product"] = pd.Categorical.from_codes(frame["product"], schema.PRODUCTS)
+    frame["kind"] = pd.Categorical.from_codes(frame["kind"], vocabulary.INTERACTION_KINDS)
+    frame["channel"] = pd.Categorical.from_codes(frame["channel"], vocabulary.INTERACTION_CHANNELS)
+    frame["product"] = pd.Categorical.from_codes(frame["product"], vocabulary.PRODUCTS)
     frame["complaint_category"] = pd.Categorical.from_codes(
-        frame["complaint_category"], schema.COMPLAINT_CATEGORIES
+        frame["complaint_category"], vocabulary.COMPLAINT_CATEGORIES
     )
     score = frame["satisfaction_score"]
     frame["satisfaction_score"] = pd.array(score.where(score > 0), dtype="Int64")

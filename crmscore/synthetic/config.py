@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from crmscore.contract import DEFAULT_CONTRACT, BankContract
+
 
 @dataclass(frozen=True)
 class BankConfig:
@@ -20,6 +22,9 @@ class BankConfig:
     start: str = "2024-01-01"
     #: Months simulated before ``start`` to fill the history hazards look back on; not written.
     burn_in: int = 3
+    #: The vocabulary the bank writes its tables in (products, types, regions...); the simulated
+    #: behaviour is the same, only the names are the bank's (see :mod:`.vocabulary`).
+    contract: BankContract = DEFAULT_CONTRACT
 
     def __post_init__(self) -> None:
         if self.customers < 10:

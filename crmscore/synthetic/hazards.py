@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crmscore.schema import CROSS_SELL_PRODUCTS
+from crmscore.synthetic.vocabulary import CROSS_SELL_PRODUCTS
 
 #: Months in each label horizon (DEVELOPERS.md: churn and cross-sell 3 months, default 12).
 CHURN_HORIZON = 3

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from crmscore import schema
+from crmscore.synthetic import vocabulary
 from crmscore.synthetic.config import BankConfig
 
 # Median monthly income by occupation, in the bank's currency.
@@ -55,7 +55,7 @@ def make_customers(cfg: BankConfig, rng: np.random.Generator) -> tuple[pd.DataFr
     occupation = _draw_occupation(age, rng)
     income = np.array([_MEDIAN_INCOME[o] for o in occupation]) * rng.lognormal(0, 0.45, n)
     income = np.round(income, -1)
-    income_band = np.array(schema.INCOME_BANDS)[np.searchsorted(_INCOME_EDGES, income)]
+    income_band = np.array(vocabulary.INCOME_BANDS)[np.searchsorted(_INCOME_EDGES, income)]
 
     wealth = rng.lognormal(0.8, 1.1, n) * (1 + (age > 50))
     assets = wealth * income
@@ -70,13 +70,14 @@ def make_customers(cfg: BankConfig, rng: np.random.Generator) -> tuple[pd.DataFr
     join_date = start - pd.to_timedelta(np.round(tenure_years * 365.25), unit="D")
     birth_date = start - pd.to_timedelta(np.round(age * 365.25), unit="D")
 
-    region_idx = rng.integers(0, len(schema.REGIONS), n)
+    regions = cfg.contract.regions
+    region_idx = rng.integers(0, len(regions), n)
     customers = pd.DataFrame(
         {
             "customer_id": np.arange(1, n + 1, dtype=np.int64),
             "birth_date": birth_date.date,
-            "gender": rng.choice(schema.GENDERS, n, p=[0.49, 0.49, 0.02]),
-            "region": np.array(schema.REGIONS)[region_idx],
+            "gender": rng.choice(vocabulary.GENDERS, n, p=[0.49, 0.49, 0.02]),
+            "region": np.array(regions)[region_idx],
             "branch_id": (region_idx * 10 + rng.integers(1, 7, n)).astype(np.int64),
             "occupation": occupation,
             "income_band": income_band,
@@ -99,7 +100,7 @@ def make_customers(cfg: BankConfig, rng: np.random.Generator) -> tuple[pd.DataFr
         health=rng.normal(0, 1, n) + 0.3 * np.log(income / 5_000),
         risk_appetite=rng.normal(0, 1, n) - (age - 45) / 30,
         engagement=rng.normal(0, 1, n),
-        affinity=rng.normal(0, 1, (n, len(schema.CROSS_SELL_PRODUCTS))),
+        affinity=rng.normal(0, 1, (n, len(vocabulary.CROSS_SELL_PRODUCTS))),
         tenure_years=tenure_years,
         wealth=wealth,
         has_manager=has_manager,

@@ -14,18 +14,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from crmscore import schema
-from crmscore.synthetic import hazards
+from crmscore.synthetic import hazards, vocabulary
 from crmscore.synthetic.accounts import PRODUCT_INDEX, AccountBook
 from crmscore.synthetic.config import BankConfig
 from crmscore.synthetic.population import Traits
 
-XS = schema.CROSS_SELL_PRODUCTS
+XS = vocabulary.CROSS_SELL_PRODUCTS
 XS_INDEX = {p: j for j, p in enumerate(XS)}
-TX_CODE = {t: i for i, t in enumerate(schema.TRANSACTION_TYPES)}
-CH_CODE = {c: i for i, c in enumerate(schema.TRANSACTION_CHANNELS)}
-IX_CODE = {k: i for i, k in enumerate(schema.INTERACTION_KINDS)}
-ICH_CODE = {c: i for i, c in enumerate(schema.INTERACTION_CHANNELS)}
+TX_CODE = {t: i for i, t in enumerate(vocabulary.TRANSACTION_TYPES)}
+CH_CODE = {c: i for i, c in enumerate(vocabulary.TRANSACTION_CHANNELS)}
+IX_CODE = {k: i for i, k in enumerate(vocabulary.INTERACTION_KINDS)}
+ICH_CODE = {c: i for i, c in enumerate(vocabulary.INTERACTION_CHANNELS)}
 DAY = 86_400
 NEVER = 999  # "months since" for something that never happened
 #: Columns of the realised-outcome rows (``oracle/events``).
@@ -271,7 +270,7 @@ class BankSimulation:
         churn_h = hazards.churn_hazard(obs) * self.active
         miss_h = hazards.miss_hazard(obs)
         xsell_h = hazards.cross_sell_hazards(obs, PRODUCT_INDEX) * self.active[:, None]
-        credit_cols = [PRODUCT_INDEX[p] for p in schema.CREDIT_PRODUCTS]
+        credit_cols = [PRODUCT_INDEX[p] for p in vocabulary.CREDIT_PRODUCTS]
         has_credit = obs.holds[:, credit_cols].any(axis=1) & self.active
         oracle = (
             self._oracle_rows(month_start, churn_h, miss_h, xsell_h, has_credit) if write else None
@@ -408,8 +407,8 @@ class BankSimulation:
             self._open_maturing(who, product, when, t, rng.choice([6, 12, 24], len(who)))
         else:
             self.book.open(who, product, when)
-        if product in schema.CREDIT_PRODUCTS:
-            self.h.credit_opened_month[who, schema.CREDIT_PRODUCTS.index(product)] = t
+        if product in vocabulary.CREDIT_PRODUCTS:
+            self.h.credit_opened_month[who, vocabulary.CREDIT_PRODUCTS.index(product)] = t
 
     # ------------------------------------------------------------------------------- behaviour
     def _evolve(self, activity: np.ndarray) -> None:
@@ -536,7 +535,7 @@ class BankSimulation:
         total = np.minimum(wanted, room)
         # floor to cents so rounding can never push a card past its limit
         amount = np.floor(total[c] * w / np.bincount(c, w, n)[c] * 100) / 100
-        mcc = rng.integers(0, len(schema.MERCHANT_CATEGORIES), len(c))
+        mcc = rng.integers(0, len(vocabulary.MERCHANT_CATEGORIES), len(c))
         post(
             c,
             card[c],
@@ -570,7 +569,7 @@ class BankSimulation:
                 channel = np.where(
                     rng.random(len(c)) < tr.digital[c] * 0.5, CH_CODE["online"], CH_CODE["pos"]
                 )
-                mcc = rng.integers(0, len(schema.MERCHANT_CATEGORIES), len(c))
+                mcc = rng.integers(0, len(vocabulary.MERCHANT_CATEGORIES), len(c))
             elif kind == "atm":
                 channel, mcc = np.full(len(c), CH_CODE["atm"]), None
             else:
@@ -585,6 +584,17 @@ class BankSimulation:
             -np.round(rng.uniform(5, 30, len(c)), 2),
             off,
             np.full(len(c), CH_CODE["online"]),
+        )
+        # penalty interest on arrears: charged to the current account once a payment is overdue
+        who = np.flatnonzero((self.arrears > 0) & (activity > 0))
+        overdue = b.loan_instalment[who] + b.mortgage_instalment[who] + 0.05 * b.card_owed[who]
+        post(
+            who,
+            cur[who],
+            "penalty_interest",
+            -np.round(np.maximum(overdue * 0.02 * self.arrears[who], 5.0), 2),
+            np.minimum(rng.integers(20 * DAY, 27 * DAY, len(who)), span[who] - 60),
+            np.full(len(who), CH_CODE["online"]),
         )
 
         # savings: sweep idle money in, cover overdrafts out, monthly interest
@@ -673,15 +683,15 @@ class BankSimulation:
                 "ts": ts.astype("datetime64[us]"),
                 "amount": np.round(amount, 2),
                 "balance_after": balance,
-                "type": pd.Categorical.from_codes(kind, schema.TRANSACTION_TYPES),
-                "channel": pd.Categorical.from_codes(channel, schema.TRANSACTION_CHANNELS),
-                "merchant_category": pd.Categorical.from_codes(mcc, schema.MERCHANT_CATEGORIES),
+                "type": pd.Categorical.from_codes(kind, vocabulary.TRANSACTION_TYPES),
+                "channel": pd.Categorical.from_codes(channel, vocabulary.TRANSACTION_CHANNELS),
+                "merchant_category": pd.Categorical.from_codes(mcc, vocabulary.MERCHANT_CATEGORIES),
                 "_customer": cust,
             }
         )
 
     def _update_history_tx(self, parts, salary) -> None:
-        initiated = {TX_CODE[t] for t in schema.CUSTOMER_INITIATED_TYPES} - {TX_CODE["salary"]}
+        initiated = {TX_CODE[t] for t in vocabulary.CUSTOMER_INITIATED_TYPES} - {TX_CODE["salary"]}
         count = np.zeros(self.n)
         for cust, _, kind, *_ in parts:
             if kind.size and kind[0] in initiated:
@@ -749,7 +759,7 @@ class BankSimulation:
             "complaint",
             np.where(rng.random(len(c)) < tr.digital[c], ICH_CODE["online"], ICH_CODE["phone"]),
             offset=off,
-            category=rng.integers(0, len(schema.COMPLAINT_CATEGORIES), len(c)),
+            category=rng.integers(0, len(vocabulary.COMPLAINT_CATEGORIES), len(c)),
             resolution=resolution,
         )
         created = np.datetime64(month_start, "s") + off.astype("timedelta64[s]")
@@ -767,7 +777,7 @@ class BankSimulation:
                 repeat(views[:, j]),
                 "product_page_view",
                 ICH_CODE["mobile"],
-                product=schema.PRODUCTS.index(product),
+                product=vocabulary.PRODUCTS.index(product),
             )
         contacted = np.flatnonzero(self.consent & (activity > 0) & (rng.random(n) < 0.05))
         offer = rng.integers(0, len(XS), len(contacted))
@@ -776,7 +786,7 @@ class BankSimulation:
             contacted,
             "campaign_contact",
             ICH_CODE["email"],
-            product=np.array([schema.PRODUCTS.index(XS[j]) for j in offer], dtype=np.int64),
+            product=np.array([vocabulary.PRODUCTS.index(XS[j]) for j in offer], dtype=np.int64),
             offset=off,
         )
         logit = -2.2 + tr.affinity[contacted, offer] + self.intent[contacted, offer]
@@ -788,7 +798,7 @@ class BankSimulation:
             "campaign_response",
             ICH_CODE["online"],
             product=np.array(
-                [schema.PRODUCTS.index(XS[j]) for j in offer[responded]], dtype=np.int64
+                [vocabulary.PRODUCTS.index(XS[j]) for j in offer[responded]], dtype=np.int64
             ),
             offset=np.minimum(off[responded] + DAY, span[contacted[responded]] - 1),
         )
@@ -891,11 +901,17 @@ class BankSimulation:
         written_off = np.flatnonzero(self.default_month == t - WRITE_OFF_MONTHS)
         if len(written_off):
             end = np.datetime64(month_start + pd.Timedelta(days=month_start.days_in_month - 1), "D")
-            for product in schema.CREDIT_PRODUCTS:
+            for product in vocabulary.CREDIT_PRODUCTS:
                 self.book.close(written_off, product, np.full(len(written_off), end))
 
     def settle_overdraft_limits(self) -> None:
-        """Current-account limits cover the deepest overdraft each customer used."""
+        """Current-account limits cover the deepest overdraft each customer used, except for a
+        share of financially weak customers who went beyond what was arranged (an unarranged
+        overdraft: real banks see them, and they signal risk). Drawn after the simulation, so the
+        months simulated do not depend on it."""
         ids = self.current_account_ids
         limit = np.ceil(self.bal.overdraft_needed / 100) * 100
+        weak = self.traits.health < -0.5
+        unarranged = weak & (self.rng.random(self.n) < 0.4) & (limit > self.traits.income)
+        limit[unarranged] = np.floor(limit[unarranged] * 0.6 / 100) * 100
         self.book.raise_limit(ids, limit)
