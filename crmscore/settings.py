@@ -71,6 +71,22 @@ class TrainingSettings(BaseModel):
     base_points: float = 600.0
     base_odds: float = 50.0
     points_to_double: float = 20.0
+    #: Master scale (``training.master_scale``): grade -> the highest PD it holds, best grade
+    #: first, the last at 1. Ten grades whose bounds roughly double, as retail master scales do,
+    #: so each grade holds a similar step in risk; a grade means the same default rate whichever
+    #: model produced the PD. Override with JSON, e.g. ``CRMSCORE_TRAINING__MASTER_SCALE``.
+    master_scale: dict[str, float] = {
+        "1": 0.0015,
+        "2": 0.003,
+        "3": 0.006,
+        "4": 0.012,
+        "5": 0.02,
+        "6": 0.035,
+        "7": 0.06,
+        "8": 0.10,
+        "9": 0.20,
+        "10": 1.0,
+    }
 
 
 class FeatureSettings(BaseModel):
