@@ -33,6 +33,7 @@ from models import get_definition
 from models.definition import ModelDefinition, PromotionDecision
 from training import metrics
 from training.alignment import add_aligned_columns, alignment_templates
+from training.challenger import ScorecardChallenger, fit_scorecard_challenger
 from training.dataset import (
     ENTITY,
     TrainingSet,
@@ -184,6 +185,12 @@ def calibrate(estimator, valid: pd.DataFrame, features: list[str]):
     return calibrator.fit(valid[features], valid["label"])
 
 
+def monotone_map(definition: ModelDefinition, features: list[str]) -> dict[str, int]:
+    """The constrained features and their direction (+1 / -1); unconstrained ones are left out."""
+    constraints = zip(features, definition.monotone_constraints(features), strict=True)
+    return {f: c for f, c in constraints if c}
+
+
 def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}{k}": v for k, v in values.items()}
 
@@ -276,6 +283,8 @@ class FittedModels:
     refit: bool
     #: Validation probabilities of the early-stopped booster (calibrated when the model is).
     p_valid: np.ndarray
+    #: The WoE scorecard challenger (credit risk), fitted on the same training rows.
+    challenger: ScorecardChallenger | None = None
 
 
 @dataclass
@@ -288,6 +297,8 @@ class Evaluation:
     p_baseline: np.ndarray
     lift: pd.DataFrame
     calibration: pd.DataFrame
+    #: The challenger's probabilities on the same test rows (None without a challenger).
+    p_challenger: np.ndarray | None = None
 
 
 @dataclass
@@ -392,12 +403,22 @@ def fit(prepared: PreparedData, lgbm_overrides: dict[str, Any] | None = None) ->
         alignment=prepared.alignment,
         metadata={"feature_service": definition.feature_service, "test_snapshot": str(split.test)},
     )
+    challenger = None
+    if definition.scorecard_challenger:
+        challenger = fit_scorecard_challenger(
+            train,
+            data.features,
+            data.categorical,
+            monotone_map(definition, data.features),
+            Scorecard.from_settings(),
+        )
     return FittedModels(
         scoring_model=scoring_model,
         baseline=logistic_baseline(data, train),
         best_iteration=best_iteration,
         refit=refit,
         p_valid=p_valid,
+        challenger=challenger,
     )
 
 
@@ -432,6 +453,12 @@ def evaluate(prepared: PreparedData, fitted: FittedModels) -> Evaluation:
     if definition.scorecard:
         points = scoring_model.points(p_test)
         results["test_points_median"] = float(np.median(points))
+    p_challenger = None
+    if fitted.challenger is not None:
+        p_challenger = fitted.challenger.predict_proba(test)
+        challenger_metrics = metrics.classification_metrics(test["label"], p_challenger)
+        results.update(_prefixed("challenger_test_", challenger_metrics))
+        results["test_auc_minus_challenger"] = results["test_auc"] - challenger_metrics["auc"]
     return Evaluation(
         metrics=results,
         p_test=p_test,
@@ -439,6 +466,7 @@ def evaluate(prepared: PreparedData, fitted: FittedModels) -> Evaluation:
         p_baseline=p_baseline,
         lift=metrics.lift_table(test["label"], p_test),
         calibration=metrics.calibration_table(test["label"], p_test),
+        p_challenger=p_challenger,
     )
 
 
@@ -522,6 +550,22 @@ def _log_figures(prepared: PreparedData, fitted: FittedModels, evaluation: Evalu
         plt.close(figure)
 
 
+def _log_challenger(challenger: ScorecardChallenger) -> None:
+    """The scorecard challenger's points table, characteristics and fitted model (not registered:
+    it is never promoted)."""
+    import mlflow
+    import mlflow.sklearn
+
+    mlflow.log_table(challenger.points_table(), "tables/scorecard_points.json")
+    mlflow.log_param("challenger.characteristics", ",".join(challenger.characteristics))
+    mlflow.sklearn.log_model(
+        challenger.scorecard,
+        name="challenger_scorecard",
+        pip_requirements=[f"optbinning=={installed_version('optbinning')}", *_pip_requirements()],
+        serialization_format="cloudpickle",
+    )
+
+
 def log_run(
     prepared: PreparedData,
     fitted: FittedModels,
@@ -539,10 +583,7 @@ def log_run(
     definition, data = prepared.definition, prepared.data
     scoring_model = fitted.scoring_model
     name = registered_name(definition.name)
-    constraints = dict(
-        zip(data.features, definition.monotone_constraints(data.features), strict=True)
-    )
-    monotone = {f: c for f, c in constraints.items() if c}
+    monotone = monotone_map(definition, data.features)
     mlflow.set_tags(run_tags(prepared))
     mlflow.log_params(run_params(prepared, fitted, lgbm_overrides))
     mlflow.log_metrics({k: v for k, v in evaluation.metrics.items() if np.isfinite(v)})
@@ -553,6 +594,8 @@ def log_run(
     mlflow.log_table(evaluation.lift, "tables/lift_test.json")
     mlflow.log_table(evaluation.calibration, "tables/calibration_test.json")
     _log_figures(prepared, fitted, evaluation)
+    if fitted.challenger is not None:
+        _log_challenger(fitted.challenger)
 
     example = _as_objects(prepared.test[data.features].head(5), data.categorical)
     model_info = mlflow.pyfunc.log_model(
