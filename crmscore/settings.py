@@ -71,6 +71,34 @@ class TrainingSettings(BaseModel):
     base_points: float = 600.0
     base_odds: float = 50.0
     points_to_double: float = 20.0
+    #: The credit-risk scorecard challenger (optbinning): characteristics kept (most information
+    #: value first, none below ``challenger_min_iv``: a scorecard of a dozen characteristics is
+    #: what risk committees read), at most ``challenger_max_bins`` bins each, none holding less
+    #: than ``challenger_min_bin_share`` of the rows (stable WoEs), fitted on at most
+    #: ``challenger_max_rows`` training rows. ``challenger_special_codes`` are sentinel values
+    #: (e.g. -999) that get a bin of their own, like missing values do.
+    challenger_characteristics: int = Field(default=12, ge=1)
+    challenger_min_iv: float = 0.02
+    challenger_max_bins: int = Field(default=6, ge=2)
+    challenger_min_bin_share: float = Field(default=0.05, gt=0, lt=0.5)
+    challenger_max_rows: int = Field(default=200_000, ge=1_000)
+    challenger_special_codes: list[float] = []
+    #: Master scale (``training.master_scale``): grade -> the highest PD it holds, best grade
+    #: first, the last at 1. Ten grades whose bounds roughly double, as retail master scales do,
+    #: so each grade holds a similar step in risk; a grade means the same default rate whichever
+    #: model produced the PD. Override with JSON, e.g. ``CRMSCORE_TRAINING__MASTER_SCALE``.
+    master_scale: dict[str, float] = {
+        "1": 0.0015,
+        "2": 0.003,
+        "3": 0.006,
+        "4": 0.012,
+        "5": 0.02,
+        "6": 0.035,
+        "7": 0.06,
+        "8": 0.10,
+        "9": 0.20,
+        "10": 1.0,
+    }
 
 
 class FeatureSettings(BaseModel):

@@ -2,7 +2,8 @@
 
 Monotone where the direction is settled credit practice: more delinquency or utilisation never
 lowers the risk; a more regular salary never raises it. The probability of default is calibrated
-(Platt) on the validation snapshots and scaled to scorecard points.
+(Platt) on the validation snapshots and scaled to scorecard points; a WoE scorecard on the same
+training rows is its challenger.
 """
 
 from models.definition import ModelDefinition
@@ -27,4 +28,5 @@ CREDIT_RISK = ModelDefinition(
     },
     calibrate=True,
     scorecard=True,
+    scorecard_challenger=True,
 )

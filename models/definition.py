@@ -72,6 +72,9 @@ class ModelDefinition:
     calibrate: bool = False
     #: Also report a score in points (``training.scorecard``).
     scorecard: bool = False
+    #: Also fit the traditional WoE scorecard (``training.challenger``) on the same training rows,
+    #: compared with the champion in the model document; never promoted.
+    scorecard_challenger: bool = False
 
     @property
     def lgbm_params(self) -> dict[str, Any]:

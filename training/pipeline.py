@@ -1,15 +1,19 @@
 """The one training pipeline every model definition runs through.
 
-``train_model("churn")`` does, in order:
+``train_model("churn")`` runs five steps, each a function with a dataclass out, so the model
+document and monitoring reuse them:
 
-1. pick the fully labelled snapshots and split them out of time (:mod:`training.split`);
-2. build point-in-time labels from raw data and join Feast features (:mod:`training.dataset`);
-3. fit LightGBM with early stopping on the validation snapshots (monotone where the definition
-   says so), a logistic-regression baseline, and a Platt calibrator if the definition asks;
-4. evaluate on the test snapshot: AUC, PR-AUC, KS, Gini, Brier, lift, calibration, PSI, and the
-   synthetic oracle's AUC on the same rows when an oracle exists;
-5. log everything to MLflow, register the model, and move the ``champion`` alias only if the new
-   version beats the current champion on the promotion metric, re-scored on the same test rows.
+1. :func:`prepare` -> :class:`PreparedData`: pick the fully labelled snapshots and split them out
+   of time (:mod:`training.split`), build point-in-time labels from raw data and join Feast
+   features (:mod:`training.dataset`), encode them as the model will;
+2. :func:`fit` -> :class:`FittedModels`: LightGBM with early stopping on the validation snapshots
+   (monotone where the definition says so), a logistic-regression baseline, and a Platt
+   calibrator if the definition asks;
+3. :func:`evaluate` -> :class:`Evaluation`: on the test snapshot, AUC, PR-AUC, KS, Gini, Brier,
+   lift, calibration, PSI, and the synthetic oracle's AUC on the same rows when an oracle exists;
+4. :func:`log_run` -> :class:`LoggedRun`: everything into MLflow, the model registered;
+5. :func:`promote` -> :class:`Promotion`: move the ``champion`` alias only if the new version
+   beats the current champion on the promotion metric, re-scored on the same test rows.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from models import get_definition
 from models.definition import ModelDefinition, PromotionDecision
 from training import metrics
 from training.alignment import add_aligned_columns, alignment_templates
+from training.challenger import ScorecardChallenger, fit_scorecard_challenger
 from training.dataset import (
     ENTITY,
     TrainingSet,
@@ -180,6 +185,12 @@ def calibrate(estimator, valid: pd.DataFrame, features: list[str]):
     return calibrator.fit(valid[features], valid["label"])
 
 
+def monotone_map(definition: ModelDefinition, features: list[str]) -> dict[str, int]:
+    """The constrained features and their direction (+1 / -1); unconstrained ones are left out."""
+    constraints = zip(features, definition.monotone_constraints(features), strict=True)
+    return {f: c for f, c in constraints if c}
+
+
 def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}{k}": v for k, v in values.items()}
 
@@ -238,32 +249,87 @@ def _pip_requirements() -> list[str]:
     return [f"{name}=={installed_version(name)}" for name in names]
 
 
-def train_model(
-    model: str | ModelDefinition,
-    *,
-    raw_dir: Path | None = None,
-    training_set: TrainingSetSource | None = None,
-    lgbm_overrides: dict[str, Any] | None = None,
+# --- the steps ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PreparedData:
+    """Step 1, *prepare*: the out-of-time split and its labelled rows in the model's encoding."""
+
+    definition: ModelDefinition
+    raw_dir: Path
+    split: OutOfTimeSplit
+    #: Every labelled row (``role`` says train / valid / test), features already encoded.
+    data: TrainingSet
+    categories: dict[str, list[str]]
+    #: Product-aligned inputs (cross-sell): the key column and the templates, or None / {}.
+    alignment_key: str | None
+    alignment: dict[str, dict[str, str]]
+    #: Which raw files the run saw (:func:`data_fingerprint`).
+    fingerprint: str
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+
+
+@dataclass
+class FittedModels:
+    """Step 2, *fit*: the scoring model (booster, calibrator, scorecard) and the baseline."""
+
+    scoring_model: ScoringModel
+    baseline: Any  # sklearn Pipeline: impute, scale, one-hot, logistic regression
+    best_iteration: int
+    #: Whether the booster was refitted on train + validation rows after early stopping.
+    refit: bool
+    #: Validation probabilities of the early-stopped booster (calibrated when the model is).
+    p_valid: np.ndarray
+    #: The WoE scorecard challenger (credit risk), fitted on the same training rows.
+    challenger: ScorecardChallenger | None = None
+
+
+@dataclass
+class Evaluation:
+    """Step 3, *evaluate*: the metrics on the test snapshot and the scores behind them."""
+
+    metrics: dict[str, float]
+    p_test: np.ndarray
+    p_train: np.ndarray
+    p_baseline: np.ndarray
+    lift: pd.DataFrame
+    calibration: pd.DataFrame
+    #: The challenger's probabilities on the same test rows (None without a challenger).
+    p_challenger: np.ndarray | None = None
+
+
+@dataclass
+class LoggedRun:
+    """Step 4, *log*: the MLflow run and the registered model version it created."""
+
+    run_id: str
+    registered_name: str
+    version: str
+
+
+@dataclass
+class Promotion:
+    """Step 5, *promote*: whether the champion alias moved, and why."""
+
+    promoted: bool
+    reason: str
+    #: The version the alias pointed at before this run (None: there was no champion).
+    champion_before: str | None
+    champion_value: float | None
+
+
+def prepare(
+    definition: ModelDefinition,
+    raw_dir: Path,
+    source: TrainingSetSource,
     progress: Callable[[str], None] | None = None,
-) -> TrainingResult:
-    """Train, evaluate, log, register and (maybe) promote one model. See the module docstring.
-
-    ``training_set`` defaults to the feature store (``features.training_set.get_training_set``);
-    ``lgbm_overrides`` change LightGBM settings for this run only (they are logged).
-    """
-    import mlflow
-    from mlflow.models import infer_signature
-
-    from training import plots
-    from training.pyfunc import ScoringPyfunc
-    from training.registry import configure_mlflow, ensure_experiment, registered_name
-
-    definition = model if isinstance(model, ModelDefinition) else get_definition(model)
-    settings = get_settings()
-    config = settings.training
-    raw_dir = Path(raw_dir or settings.raw_dir)
+) -> PreparedData:
+    """Split the snapshots out of time, label them, join their features and encode them."""
+    config = get_settings().training
     step = progress or (lambda _: None)
-
     step("split")
     snapshots = candidate_snapshots(definition.horizon_months, config.warmup_months, raw_dir)
     split = split_snapshots(
@@ -276,7 +342,7 @@ def train_model(
     )
 
     step("labels + features")
-    data = assemble_training_set(definition, split, raw_dir, training_set or feast_training_set())
+    data = assemble_training_set(definition, split, raw_dir, source)
     alignment_key = definition.key_features[0] if definition.align_by_key else None
     alignment = {}
     if alignment_key:
@@ -289,13 +355,30 @@ def train_model(
     prepared = prepare_features(data.frame, data.features, categories)
     data.frame = pd.concat([data.frame.drop(columns=data.features), prepared], axis=1)
     del prepared
-    frame = data.frame
     train, valid, test = data.part("train"), data.part("valid"), data.part("test")
     for role, part in (("train", train), ("valid", valid), ("test", test)):
         if part["label"].nunique() < 2:
             raise ValueError(f"{role} snapshots hold only one class: too little data to train")
+    return PreparedData(
+        definition=definition,
+        raw_dir=raw_dir,
+        split=split,
+        data=data,
+        categories=categories,
+        alignment_key=alignment_key,
+        alignment=alignment,
+        fingerprint=data_fingerprint(raw_dir),
+        train=train,
+        valid=valid,
+        test=test,
+    )
 
-    step("fit")
+
+def fit(prepared: PreparedData, lgbm_overrides: dict[str, Any] | None = None) -> FittedModels:
+    """LightGBM (early-stopped, refitted or calibrated as the definition says) and the baseline."""
+    definition, data, split = prepared.definition, prepared.data, prepared.split
+    train, valid = prepared.train, prepared.valid
+    config = get_settings().training
     estimator = fit_lightgbm(definition, data, train, valid, lgbm_overrides)
     best_iteration = estimator.best_iteration_
     p_valid = estimator.predict_proba(valid[data.features])[:, 1]  # before any refit: unseen
@@ -303,6 +386,7 @@ def train_model(
     # and so does a test set restricted to held-out customers.
     refit = config.refit and not definition.calibrate and not split.test_holdout_only
     if refit:
+        frame = data.frame
         seen = frame[frame["event_timestamp"].isin(pd.to_datetime([*split.train, *split.valid]))]
         estimator = refit_on_all_rows(estimator, seen, data.features)
     calibrator = calibrate(estimator, valid, data.features) if definition.calibrate else None
@@ -311,27 +395,50 @@ def train_model(
     scoring_model = ScoringModel(
         name=definition.name,
         features=data.features,
-        categories=categories,
+        categories=prepared.categories,
         estimator=estimator,
         calibrator=calibrator,
         scorecard=Scorecard.from_settings() if definition.scorecard else None,
-        alignment_key=alignment_key,
-        alignment=alignment,
+        alignment_key=prepared.alignment_key,
+        alignment=prepared.alignment,
         metadata={"feature_service": definition.feature_service, "test_snapshot": str(split.test)},
     )
-    baseline = logistic_baseline(data, train)
+    challenger = None
+    if definition.scorecard_challenger:
+        challenger = fit_scorecard_challenger(
+            train,
+            data.features,
+            data.categorical,
+            monotone_map(definition, data.features),
+            Scorecard.from_settings(),
+        )
+    return FittedModels(
+        scoring_model=scoring_model,
+        baseline=logistic_baseline(data, train),
+        best_iteration=best_iteration,
+        refit=refit,
+        p_valid=p_valid,
+        challenger=challenger,
+    )
 
-    step("evaluate")
+
+def evaluate(prepared: PreparedData, fitted: FittedModels) -> Evaluation:
+    """The champion-to-be and the baseline on the test snapshot (and the oracle, if any)."""
+    definition, data, test = prepared.definition, prepared.data, prepared.test
+    scoring_model = fitted.scoring_model
     p_test = scoring_model.predict_proba(test)
-    p_train = scoring_model.predict_proba(train)
-    p_baseline = baseline.predict_proba(_as_objects(test[data.features], data.categorical))[:, 1]
+    p_train = scoring_model.predict_proba(prepared.train)
+    p_baseline = fitted.baseline.predict_proba(_as_objects(test[data.features], data.categorical))
+    p_baseline = p_baseline[:, 1]
     results: dict[str, float] = {
         **_prefixed("test_", metrics.classification_metrics(test["label"], p_test)),
-        **_prefixed("valid_", metrics.classification_metrics(valid["label"], p_valid)),
+        **_prefixed(
+            "valid_", metrics.classification_metrics(prepared.valid["label"], fitted.p_valid)
+        ),
         **_prefixed("baseline_test_", metrics.classification_metrics(test["label"], p_baseline)),
         "psi_train_test": metrics.psi(p_train, p_test),
-        "best_iteration": float(best_iteration),
-        "n_trees": float(estimator.booster_.num_trees()),
+        "best_iteration": float(fitted.best_iteration),
+        "n_trees": float(scoring_model.booster.num_trees()),
     }
     results["test_auc_minus_baseline"] = results["test_auc"] - results["baseline_test_auc"]
     if definition.calibrate:
@@ -342,16 +449,32 @@ def train_model(
             results[f"test_auc_{key}_{level}"] = metrics.roc_auc(
                 rows["label"], p_test[test.index.get_indexer(rows.index)]
             )
-    results.update(compare_with_oracle(definition, test, p_test, split))
+    results.update(compare_with_oracle(definition, test, p_test, prepared.split))
     if definition.scorecard:
         points = scoring_model.points(p_test)
         results["test_points_median"] = float(np.median(points))
+    p_challenger = None
+    if fitted.challenger is not None:
+        p_challenger = fitted.challenger.predict_proba(test)
+        challenger_metrics = metrics.classification_metrics(test["label"], p_challenger)
+        results.update(_prefixed("challenger_test_", challenger_metrics))
+        results["test_auc_minus_challenger"] = results["test_auc"] - challenger_metrics["auc"]
+    return Evaluation(
+        metrics=results,
+        p_test=p_test,
+        p_train=p_train,
+        p_baseline=p_baseline,
+        lift=metrics.lift_table(test["label"], p_test),
+        calibration=metrics.calibration_table(test["label"], p_test),
+        p_challenger=p_challenger,
+    )
 
-    step("log to MLflow")
-    client = configure_mlflow()
-    experiment_id = ensure_experiment(client, definition.name)
-    name = registered_name(definition.name)
-    fingerprint = data_fingerprint(raw_dir)
+
+def run_params(
+    prepared: PreparedData, fitted: FittedModels, lgbm_overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The run's MLflow params: model, split, row counts, LightGBM and scorecard settings."""
+    definition, data = prepared.definition, prepared.data
     params = {
         "model": definition.name,
         "horizon_months": definition.horizon_months,
@@ -359,118 +482,218 @@ def train_model(
         "n_features": len(data.features),
         "categorical_features": ",".join(data.categorical) or "-",
         "calibration": "platt" if definition.calibrate else "none",
-        "refit_on_train_and_valid": refit,
+        "refit_on_train_and_valid": fitted.refit,
         "promotion_metric": f"test_{definition.promotion_metric}",
         "promotion_min_improvement": definition.min_improvement,
-        "rows_train": len(train),
-        "rows_valid": len(valid),
-        "rows_test": len(test),
+        "rows_train": len(prepared.train),
+        "rows_valid": len(prepared.valid),
+        "rows_test": len(prepared.test),
         "customer_share": data.customer_share,
-        "seed": config.seed,
-        **split.as_params(),
+        "seed": get_settings().training.seed,
+        **prepared.split.as_params(),
         **_prefixed("lgbm.", {**definition.lgbm_params, **(lgbm_overrides or {})}),
     }
-    constraints = dict(
-        zip(data.features, definition.monotone_constraints(data.features), strict=True)
-    )
-    monotone = {f: c for f, c in constraints.items() if c}
-    if definition.scorecard:
-        sc = scoring_model.scorecard
+    scorecard = fitted.scoring_model.scorecard
+    if scorecard is not None:
         params.update(
             {
-                "scorecard.base_points": sc.base_points,
-                "scorecard.base_odds": sc.base_odds,
-                "scorecard.points_to_double": sc.points_to_double,
+                "scorecard.base_points": scorecard.base_points,
+                "scorecard.base_odds": scorecard.base_odds,
+                "scorecard.points_to_double": scorecard.points_to_double,
             }
         )
-    tags = {
+    return params
+
+
+def run_tags(prepared: PreparedData) -> dict[str, str]:
+    """The run's MLflow tags: which data (fingerprint, raw folder, test snapshot) it saw."""
+    definition, split, fingerprint = prepared.definition, prepared.split, prepared.fingerprint
+    return {
         "model": definition.name,
         "feature_service": definition.feature_service,
         "data_snapshot": f"{fingerprint} (raw data through {split.test} + horizon)",
         "data_fingerprint": fingerprint,
-        "raw_dir": str(raw_dir),
+        "raw_dir": str(prepared.raw_dir),
         "test_snapshot": str(split.test),
         "split_note": split.note or "full horizon gap",
     }
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=f"{definition.name}-{fingerprint}"
-    ) as run:
-        mlflow.set_tags(tags)
-        mlflow.log_params(params)
-        mlflow.log_metrics({k: v for k, v in results.items() if np.isfinite(v)})
-        mlflow.log_dict(
-            {"features": data.features, "categories": categories, "monotone": monotone},
-            "model_inputs.json",
-        )
-        lift = metrics.lift_table(test["label"], p_test)
-        calibration = metrics.calibration_table(test["label"], p_test)
-        mlflow.log_table(lift, "tables/lift_test.json")
-        mlflow.log_table(calibration, "tables/calibration_test.json")
-        title = f"{definition.name} · test {split.test}"
-        figures = {
-            "plots/roc.png": plots.roc_figure(
-                test["label"], {"LightGBM": p_test, "logistic baseline": p_baseline}, title
-            ),
-            "plots/calibration.png": plots.calibration_figure(calibration, title),
-            "plots/lift_gain.png": plots.lift_figure(lift, title),
-        }
-        sample = test.sample(min(config.shap_rows, len(test)), random_state=config.seed)
-        try:
-            figures["plots/shap_summary.png"] = plots.shap_summary_figure(
-                estimator.booster_, sample[data.features], title
-            )
-        except Exception as exc:  # an explanation plot must not sink a good model
-            mlflow.set_tag("shap_error", f"{type(exc).__name__}: {exc}"[:500])
-        import matplotlib.pyplot as plt
 
-        for path, figure in figures.items():
-            mlflow.log_figure(figure, path)
-            plt.close(figure)
 
-        example = _as_objects(test[data.features].head(5), data.categorical)
-        model_info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=ScoringPyfunc(scoring_model),
-            signature=infer_signature(example, scoring_model.score_frame(example)),
-            input_example=example,
-            registered_model_name=name,
-            pip_requirements=_pip_requirements(),
-        )
-        version = str(model_info.registered_model_version)
+def _log_figures(prepared: PreparedData, fitted: FittedModels, evaluation: Evaluation) -> None:
+    """ROC, calibration, lift/gain and the SHAP summary as PNGs in the active run."""
+    import matplotlib.pyplot as plt
+    import mlflow
 
-        step("promotion")
-        champion, champion_value, how = _champion_metric(client, definition, test, split)
-        candidate_value = results[f"test_{definition.promotion_metric}"]
-        decision: PromotionDecision = definition.decide_promotion(candidate_value, champion_value)
-        reason = f"{decision.reason} [{how}]"
-        if decision.promote:
-            client.set_registered_model_alias(name, config.champion_alias, version)
-        mlflow.set_tags(
-            {
-                "promotion.decision": "promoted" if decision.promote else "kept champion",
-                "promotion.reason": reason,
-            }
+    from training import plots
+
+    test, features = prepared.test, prepared.data.features
+    config = get_settings().training
+    title = f"{prepared.definition.name} · test {prepared.split.test}"
+    figures = {
+        "plots/roc.png": plots.roc_figure(
+            test["label"],
+            {"LightGBM": evaluation.p_test, "logistic baseline": evaluation.p_baseline},
+            title,
+        ),
+        "plots/calibration.png": plots.calibration_figure(evaluation.calibration, title),
+        "plots/lift_gain.png": plots.lift_figure(evaluation.lift, title),
+    }
+    sample = test.sample(min(config.shap_rows, len(test)), random_state=config.seed)
+    try:
+        figures["plots/shap_summary.png"] = plots.shap_summary_figure(
+            fitted.scoring_model.booster, sample[features], title
         )
-        mlflow.log_param("promotion_reason", reason[:6000])
-        if champion_value is not None:
-            mlflow.log_metric("champion_test_metric", champion_value)
-        for key, value in {
-            "promotion.decision": "promoted" if decision.promote else "not promoted",
+    except Exception as exc:  # an explanation plot must not sink a good model
+        mlflow.set_tag("shap_error", f"{type(exc).__name__}: {exc}"[:500])
+    for path, figure in figures.items():
+        mlflow.log_figure(figure, path)
+        plt.close(figure)
+
+
+def _log_challenger(challenger: ScorecardChallenger) -> None:
+    """The scorecard challenger's points table, characteristics and fitted model (not registered:
+    it is never promoted)."""
+    import mlflow
+    import mlflow.sklearn
+
+    mlflow.log_table(challenger.points_table(), "tables/scorecard_points.json")
+    mlflow.log_param("challenger.characteristics", ",".join(challenger.characteristics))
+    mlflow.sklearn.log_model(
+        challenger.scorecard,
+        name="challenger_scorecard",
+        pip_requirements=[f"optbinning=={installed_version('optbinning')}", *_pip_requirements()],
+        serialization_format="cloudpickle",
+    )
+
+
+def log_run(
+    prepared: PreparedData,
+    fitted: FittedModels,
+    evaluation: Evaluation,
+    lgbm_overrides: dict[str, Any] | None = None,
+) -> LoggedRun:
+    """Params, metrics, tables, plots and the pyfunc model into the *active* MLflow run; the
+    model is registered as a new version."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from training.pyfunc import ScoringPyfunc
+    from training.registry import registered_name
+
+    definition, data = prepared.definition, prepared.data
+    scoring_model = fitted.scoring_model
+    name = registered_name(definition.name)
+    monotone = monotone_map(definition, data.features)
+    mlflow.set_tags(run_tags(prepared))
+    mlflow.log_params(run_params(prepared, fitted, lgbm_overrides))
+    mlflow.log_metrics({k: v for k, v in evaluation.metrics.items() if np.isfinite(v)})
+    mlflow.log_dict(
+        {"features": data.features, "categories": prepared.categories, "monotone": monotone},
+        "model_inputs.json",
+    )
+    mlflow.log_table(evaluation.lift, "tables/lift_test.json")
+    mlflow.log_table(evaluation.calibration, "tables/calibration_test.json")
+    _log_figures(prepared, fitted, evaluation)
+    if fitted.challenger is not None:
+        _log_challenger(fitted.challenger)
+
+    example = _as_objects(prepared.test[data.features].head(5), data.categorical)
+    model_info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=ScoringPyfunc(scoring_model),
+        signature=infer_signature(example, scoring_model.score_frame(example)),
+        input_example=example,
+        registered_model_name=name,
+        pip_requirements=_pip_requirements(),
+    )
+    return LoggedRun(
+        run_id=mlflow.active_run().info.run_id,
+        registered_name=name,
+        version=str(model_info.registered_model_version),
+    )
+
+
+def promote(client, prepared: PreparedData, evaluation: Evaluation, logged: LoggedRun) -> Promotion:
+    """Move the champion alias to the new version if it wins on the same test rows; record the
+    decision and its reason on the (active) run and the model version."""
+    import mlflow
+
+    definition, split = prepared.definition, prepared.split
+    name, version = logged.registered_name, logged.version
+    champion, champion_value, how = _champion_metric(client, definition, prepared.test, split)
+    candidate_value = evaluation.metrics[f"test_{definition.promotion_metric}"]
+    decision: PromotionDecision = definition.decide_promotion(candidate_value, champion_value)
+    reason = f"{decision.reason} [{how}]"
+    if decision.promote:
+        client.set_registered_model_alias(name, get_settings().training.champion_alias, version)
+    mlflow.set_tags(
+        {
+            "promotion.decision": "promoted" if decision.promote else "kept champion",
             "promotion.reason": reason,
-            "test_snapshot": str(split.test),
-            "feature_service": definition.feature_service,
-            "data_fingerprint": fingerprint,
-        }.items():
-            client.set_model_version_tag(name, version, key, value)
+        }
+    )
+    mlflow.log_param("promotion_reason", reason[:6000])
+    if champion_value is not None:
+        mlflow.log_metric("champion_test_metric", champion_value)
+    for key, value in {
+        "promotion.decision": "promoted" if decision.promote else "not promoted",
+        "promotion.reason": reason,
+        "test_snapshot": str(split.test),
+        "feature_service": definition.feature_service,
+        "data_fingerprint": prepared.fingerprint,
+    }.items():
+        client.set_model_version_tag(name, version, key, value)
+    return Promotion(
+        promoted=decision.promote,
+        reason=reason,
+        champion_before=None if champion is None else str(champion.version),
+        champion_value=champion_value,
+    )
+
+
+def train_model(
+    model: str | ModelDefinition,
+    *,
+    raw_dir: Path | None = None,
+    training_set: TrainingSetSource | None = None,
+    lgbm_overrides: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrainingResult:
+    """Prepare, fit, evaluate, log, register and (maybe) promote one model.
+
+    ``training_set`` defaults to the feature store (``features.training_set.get_training_set``);
+    ``lgbm_overrides`` change LightGBM settings for this run only (they are logged).
+    """
+    import mlflow
+
+    from training.registry import configure_mlflow, ensure_experiment
+
+    definition = model if isinstance(model, ModelDefinition) else get_definition(model)
+    raw_dir = Path(raw_dir or get_settings().raw_dir)
+    step = progress or (lambda _: None)
+
+    prepared = prepare(definition, raw_dir, training_set or feast_training_set(), step)
+    step("fit")
+    fitted = fit(prepared, lgbm_overrides)
+    step("evaluate")
+    evaluation = evaluate(prepared, fitted)
+    step("log to MLflow")
+    client = configure_mlflow()
+    experiment_id = ensure_experiment(client, definition.name)
+    run_name = f"{definition.name}-{prepared.fingerprint}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name):
+        logged = log_run(prepared, fitted, evaluation, lgbm_overrides)
+        step("promotion")
+        promotion = promote(client, prepared, evaluation, logged)
 
     return TrainingResult(
         model=definition.name,
-        run_id=run.info.run_id,
-        registered_name=name,
-        version=version,
-        metrics=results,
-        promoted=decision.promote,
-        reason=reason,
-        split=split,
-        extra={"champion_before": None if champion is None else str(champion.version)},
+        run_id=logged.run_id,
+        registered_name=logged.registered_name,
+        version=logged.version,
+        metrics=evaluation.metrics,
+        promoted=promotion.promoted,
+        reason=promotion.reason,
+        split=prepared.split,
+        extra={"champion_before": promotion.champion_before},
     )

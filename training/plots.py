@@ -59,8 +59,34 @@ def shap_summary_figure(booster, features: pd.DataFrame, title: str):
     values = shap.TreeExplainer(booster).shap_values(features)
     if isinstance(values, list):  # older shap returns one array per class
         values = values[-1]
+    plt.figure()  # summary_plot draws on the current figure: without this, on the last one made
     shap.summary_plot(values, features, show=False, max_display=20)
     fig = plt.gcf()
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def importance_figure(importance: pd.DataFrame, title: str, top: int = 20):
+    """Horizontal bars of the ``top`` inputs' share of the booster's gain."""
+    rows = importance.head(top).iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(rows) + 1.2))
+    ax.barh(rows["feature"], rows["importance"])
+    ax.set(xlabel="share of total gain", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def grade_calibration_figure(table: pd.DataFrame, title: str):
+    """Mean PD and realised default rate per rating grade (log scale: grades span decades)."""
+    rows = table[(table["grade"] != "all") & (table["customers"] > 0)]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = np.arange(len(rows))
+    ax.plot(x, rows["mean_pd"], marker="o", label="mean PD")
+    ax.plot(x, rows["realised_rate"].clip(lower=1e-4), marker="s", linestyle="", label="realised")
+    ax.set_yscale("log")
+    ax.set_xticks(x, rows["grade"].astype(str))
+    ax.set(xlabel="rating grade", ylabel="default rate", title=title)
+    ax.legend(loc="upper left")
     fig.tight_layout()
     return fig
