@@ -133,6 +133,36 @@ def parquet_glob(src: Path, table: str) -> str | None:
     return str(single) if single.is_file() else None
 
 
+#: DuckDB's type for each schema dtype.
+DUCKDB_TYPES: dict[str, str] = {
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+    "float64": "DOUBLE",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
+
+
+def duckdb_select(table: Table, present: list[str], shift_days: int = 0) -> str:
+    """The select list of a DuckDB view over a raw table's Parquet files: every contract column,
+    absent optional ones as typed NULLs; timestamps as naive UTC (a nanosecond writer reads the
+    same); dates and times moved ``shift_days`` later (features as of any day)."""
+
+    def column_sql(column) -> str:
+        sql_type = DUCKDB_TYPES[column.dtype]
+        if column.name not in present:
+            return f"NULL::{sql_type} AS {column.name}"
+        if column.dtype in ("date", "timestamp"):
+            moved = f"{column.name}::TIMESTAMP"
+            if shift_days:
+                moved = f"({moved} + INTERVAL {int(shift_days)} DAY)"
+            return f"{moved}::{sql_type} AS {column.name}"
+        return column.name
+
+    return ", ".join(column_sql(c) for c in table.columns)
+
+
 def table_columns(src: Path) -> dict[str, list[str]]:
     """The tables a dataset folder of Parquet tables holds and the columns each one has.
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crmscore.contract import BankContract, contract_of
-from crmscore.dataset import parquet_glob, table_columns
+from crmscore.dataset import duckdb_select, parquet_glob, table_columns
 from crmscore.schema import TABLES
 from crmscore.settings import get_settings
 from features.spec import Feature, FeatureGroup
@@ -34,10 +35,6 @@ if TYPE_CHECKING:
     import duckdb
 
 _SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
-_DUCKDB_TYPES = {
-    "string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE", "bool": "BOOLEAN",
-    "date": "DATE", "timestamp": "TIMESTAMP",
-}  # fmt: skip
 
 
 class RawDataError(FileNotFoundError):
@@ -98,10 +95,20 @@ class RawDataset:
         return out
 
 
-def connect(dataset: RawDataset | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    dataset: RawDataset | None = None,
+    *,
+    customers: Sequence[int] | None = None,
+    shift_days: int = 0,
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with one view per raw table the dataset holds (default: the configured
     one), every contract column present (an absent optional column reads as typed NULLs), checked
-    against the raw contract."""
+    against the raw contract.
+
+    ``customers`` restricts every table to those customers (and their accounts); ``shift_days``
+    moves every date and time that many days later, so that a chosen day becomes a month start
+    (features as of any date, :mod:`features.asof`).
+    """
     import duckdb
 
     dataset = dataset or RawDataset.open()
@@ -115,19 +122,22 @@ def connect(dataset: RawDataset | None = None) -> duckdb.DuckDBPyConnection:
     if settings.features.duckdb_threads:
         con.execute(f"SET threads = {int(settings.features.duckdb_threads)}")
     con.execute(f"SET memory_limit = '{settings.features.duckdb_memory()}'")
+    if customers is not None:
+        import pandas as pd
+
+        con.register("only_customers", pd.DataFrame({"customer_id": list(customers)}))
     for name, present in dataset.columns.items():
         glob = parquet_glob(dataset.path, name)
-        # Timestamps are naive UTC in the contract; cast so a nanosecond writer reads the same.
-        columns = ", ".join(
-            f"NULL::{_DUCKDB_TYPES[c.dtype]} AS {c.name}"
-            if c.name not in present
-            else f"{c.name}::TIMESTAMP AS {c.name}"
-            if c.dtype == "timestamp"
-            else c.name
-            for c in TABLES[name].columns
-        )
+        columns = duckdb_select(TABLES[name], present, shift_days)
+        where = ""
+        if customers is not None:
+            key = "customer_id" if "customer_id" in TABLES[name].column_names else "account_id"
+            source = "only_customers" if key == "customer_id" else "accounts"
+            where = f" WHERE {key} IN (SELECT {key} FROM {source})"
         try:
-            con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM read_parquet('{glob}')")
+            con.execute(
+                f"CREATE VIEW {name} AS SELECT {columns} FROM read_parquet('{glob}'){where}"
+            )
             con.execute(f"SELECT * FROM {name} LIMIT 0")
         except duckdb.Error as error:
             raise RawDataError(

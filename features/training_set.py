@@ -1,4 +1,6 @@
-"""Point-in-time correct training sets through Feast's offline store (DuckDB)."""
+"""Point-in-time correct training sets: through Feast's offline store (DuckDB) at month starts, and
+from the raw history at any other day (:mod:`features.asof`: a loan application's decision date).
+"""
 
 from __future__ import annotations
 
@@ -16,16 +18,37 @@ def get_training_set(entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
 
     Same rows in the same order; feature columns carry plain names (no view prefix); numeric
     features are float64 and categorical ones str (:func:`features.catalog.as_model_dtypes`).
-    For each row Feast takes the latest snapshot at or before ``event_timestamp`` and within the
-    TTL; a snapshot only holds data from strictly before it, so nothing from the row's future
-    leaks in. Naive timestamps are read as UTC. Rows with no snapshot (unknown customer, before
-    joining) get nulls.
+    For each row at a month start Feast takes the latest snapshot at or before ``event_timestamp``
+    and within the TTL; a snapshot only holds data from strictly before it, so nothing from the
+    row's future leaks in. Rows at any other day get the features as of the start of that day,
+    computed from the raw history by the same SQL (:func:`features.asof.features_as_of`; equal to
+    the snapshot's values at a month start). Naive timestamps are read as UTC. Rows with no
+    history (unknown customer, before joining) get nulls.
     """
-    from features.store import get_store
-
     missing = {JOIN_KEY, TIMESTAMP} - set(entity_df.columns)
     if missing:
         raise ValueError(f"entity_df lacks column(s) {sorted(missing)}")
+    stamps = _as_utc(entity_df[TIMESTAMP])
+    monthly = (stamps == stamps.dt.to_period("M").dt.start_time.dt.tz_localize("UTC")).to_numpy()
+    if monthly.all():
+        return _snapshot_training_set(entity_df, service)
+    from features.asof import features_as_of
+
+    features = feature_names(service)
+    parts = [
+        as_model_dtypes(
+            pd.concat([entity_df[~monthly], features_as_of(entity_df[~monthly], features)], axis=1)
+        )
+    ]
+    if monthly.any():
+        parts.append(_snapshot_training_set(entity_df[monthly], service))
+    return pd.concat(parts).loc[entity_df.index]
+
+
+def _snapshot_training_set(entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
+    """Feast's point-in-time join of month-start rows (see :func:`get_training_set`)."""
+    from features.store import get_store
+
     store = get_store()
     service_object = store.get_feature_service(service)
     entities = pd.DataFrame(
