@@ -27,6 +27,22 @@ class GeneratorSettings(BaseModel):
     start: str = "2024-01-01"
 
 
+class CustomModelSettings(BaseModel):
+    """A model of one of the bank's own outcomes (e.g. a campaign's responders), trained by the
+    same pipeline and served by the same endpoint; its label is the ``outcome`` rows of the
+    bank's ``outcomes`` table (events at monthly snapshots, or decided cases at their dates)."""
+
+    #: The outcome's name in the outcomes table.
+    outcome: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    #: Months after a snapshot in which an event counts (events only; cases are decided).
+    horizon_months: int = Field(default=3, ge=1, le=36)
+    #: Which model's feature service it reads (its inputs).
+    features: Literal["churn", "cross_sell", "credit_risk"] = "churn"
+    #: Who is labelled at a snapshot: customers with an open account, or with open credit.
+    population: Literal["active", "credit"] = "active"
+
+
 class TrainingSettings(BaseModel):
     """The training stage: MLflow location, out-of-time split, seed and scorecard scaling."""
 
@@ -50,6 +66,15 @@ class TrainingSettings(BaseModel):
     min_train_snapshots: int = 6
     #: Share of customers held out of training: validation rows come only from them.
     holdout_share: float = 0.3
+    #: An out-of-time test needs this many events in its snapshot; a smaller book (or one with too
+    #: few snapshots for an out-of-time split, or decided cases) is evaluated by repeated
+    #: stratified cross-validation instead, and says so.
+    min_test_events: int = Field(default=30, ge=1)
+    #: Repeated cross-validation: folds per repeat, and repeats (customers grouped per fold).
+    cv_folds: int = Field(default=5, ge=2)
+    cv_repeats: int = Field(default=3, ge=1)
+    #: Bootstrap rounds of the AUC's 95% confidence interval (whole customers resampled).
+    bootstrap_rounds: int = Field(default=200, ge=20)
     #: After early stopping, refit the booster on train + validation rows (not for calibrated
     #: models, nor when the test rows are the held-out customers).
     refit: bool = True
@@ -67,6 +92,11 @@ class TrainingSettings(BaseModel):
     seed: int = 7
     #: LightGBM threads. 1 by default: OpenMP threads spin-wait and crawl on a shared, busy box.
     n_jobs: int = 1
+    #: Where a model's labels come from: ``auto`` (default: the bank's outcomes table when it holds
+    #: rows of the model's outcome, else the derived rule), ``derived`` or ``outcomes``.
+    label_source: dict[str, Literal["auto", "derived", "outcomes"]] = {}
+    #: The bank's own models, by name (``crmscore train <name>``); see CustomModelSettings.
+    custom_models: dict[str, CustomModelSettings] = {}
     #: Scorecard: ``base_points`` at ``base_odds`` good:bad, ``points_to_double`` per doubling.
     base_points: float = 600.0
     base_odds: float = 50.0

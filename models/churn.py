@@ -6,6 +6,8 @@ CHURN = ModelDefinition(
     name="churn",
     description="Probability that the customer closes all accounts within 3 months.",
     horizon_months=3,
+    population="active",
+    outcome="churn",
     feature_service="churn",
     oracle_outcome="churn",
 )

@@ -140,3 +140,135 @@ def test_a_row_cap_keeps_a_stable_sample_of_whole_customers(raw_dir):
     pd.testing.assert_frame_equal(capped.reset_index(drop=True), whole)
     again = build_labels("cross_sell", snapshots, raw_dir, max_rows=len(full) // 2)
     assert set(again.customer_id) == kept  # the same customers on every run
+
+
+# --- the bank's own outcomes --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def with_outcomes(raw_dir, tmp_path_factory):
+    """The same bank plus an outcomes table (a copy: the derived tests keep theirs)."""
+    import shutil
+
+    raw = tmp_path_factory.mktemp("outcomes") / "raw"
+    shutil.copytree(raw_dir, raw)
+    rows = [
+        # id, customer, account, outcome, product, date, happened
+        (1, 10, 20, "default", None, "2024-05-15", None),  # the bank's own default day
+        (2, 12, 22, "default", None, "2024-03-10", None),  # defaulted before April
+        (3, 3, None, "take_up", "credit_card", "2024-07-01", None),
+        (4, 1, None, "response", None, "2024-06-10", True),  # decided cases: a campaign's
+        (5, 3, None, "response", None, "2024-06-12", False),  # contacts and whether they
+        (6, 7, None, "response", None, "2024-07-03", True),  # responded
+        (7, 7, None, "mixed", None, "2024-07-03", True),
+        (8, 7, None, "mixed", None, "2024-07-04", None),
+    ]
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "outcome_id",
+            "customer_id",
+            "account_id",
+            "outcome",
+            "product",
+            "date",
+            "happened",
+        ],
+    )
+    frame["account_id"] = frame["account_id"].astype("Int64")
+    frame["date"] = pd.to_datetime(frame["date"]).dt.date
+    frame["happened"] = frame["happened"].astype("boolean")
+    _write(raw, "outcomes", frame)
+    return raw
+
+
+def test_default_events_from_the_bank_replace_days_past_due(with_outcomes):
+    from models import get_definition
+    from training.labels import label_source
+
+    definition = get_definition("credit_risk")
+    assert label_source(definition, with_outcomes).kind == "events"
+    labels = build_labels(definition, [date(2024, 3, 1), date(2024, 4, 1)], with_outcomes)
+    assert labels.attrs["label_source"].kind == "events"
+    # 10 defaults on 2024-05-15: inside both windows. 11's 95 days past due no longer count
+    # (the bank's register is the label). 12 defaulted 2024-03-10: a positive at March, and at
+    # April already in default (an event in the 12 months before): not eligible.
+    assert _labels(labels, "2024-03-01") == {10: 1, 11: 0, 12: 1}
+    assert _labels(labels, "2024-04-01") == {10: 1, 11: 0}
+
+
+def test_take_up_events_label_the_offers_population(with_outcomes):
+    labels = build_labels("cross_sell", [date(2024, 6, 1)], with_outcomes)
+    got = _labels(labels, "2024-06-01", "product")
+    assert got[(3, "credit_card")] == 1  # the bank's event
+    assert got[(7, "insurance")] == 0  # only events count, not account openings
+    assert (3, "term_deposit") not in got  # already held: not in the population
+
+
+def test_decided_cases_are_rows_at_their_own_dates(with_outcomes, monkeypatch):
+    from crmscore.settings import get_settings
+    from models import get_definition
+
+    monkeypatch.setenv(
+        "CRMSCORE_TRAINING__CUSTOM_MODELS",
+        '{"response": {"outcome": "response", "description": "Responds to a campaign."}}',
+    )
+    get_settings.cache_clear()
+    try:
+        definition = get_definition("response")
+        labels = build_labels(definition, [date(2024, 6, 1), date(2024, 7, 1)], with_outcomes)
+        only_june = build_labels(definition, [date(2024, 6, 1)], with_outcomes)
+    finally:
+        get_settings.cache_clear()
+    assert labels.attrs["label_source"].kind == "cases"
+    assert labels[["customer_id", "event_timestamp", "label"]].values.tolist() == [
+        [1, D("2024-06-10"), 1],
+        [3, D("2024-06-12"), 0],
+        [7, D("2024-07-03"), 1],
+    ]
+    assert only_june["customer_id"].tolist() == [1, 3]  # the case months asked for
+
+
+def test_an_outcome_mixing_events_and_cases_is_refused(with_outcomes, monkeypatch):
+    from crmscore.settings import get_settings
+    from models import get_definition
+    from training.labels import label_source
+
+    monkeypatch.setenv(
+        "CRMSCORE_TRAINING__CUSTOM_MODELS",
+        '{"mixed": {"outcome": "mixed", "description": "Both kinds."}}',
+    )
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="mixes events .* and decided cases"):
+            label_source(get_definition("mixed"), with_outcomes)
+    finally:
+        get_settings.cache_clear()
+
+
+def test_derived_labels_can_be_forced_and_outcomes_required(with_outcomes, raw_dir, monkeypatch):
+    from crmscore.settings import get_settings
+    from models import get_definition
+    from training.labels import label_source
+
+    credit = get_definition("credit_risk")
+    monkeypatch.setenv("CRMSCORE_TRAINING__LABEL_SOURCE", '{"credit_risk": "derived"}')
+    get_settings.cache_clear()
+    assert label_source(credit, with_outcomes).kind == "derived"
+    monkeypatch.setenv("CRMSCORE_TRAINING__LABEL_SOURCE", '{"credit_risk": "outcomes"}')
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="holds no 'default' rows"):
+            label_source(credit, raw_dir)  # no outcomes table at all
+    finally:
+        get_settings.cache_clear()
+
+
+def test_derived_defaults_without_credit_status_say_what_to_do(raw_dir, tmp_path):
+    import shutil
+
+    raw = tmp_path / "raw"
+    shutil.copytree(raw_dir, raw)
+    shutil.rmtree(raw / "credit_status")
+    with pytest.raises(ValueError, match="no credit_status table .*an outcomes table"):
+        build_labels("credit_risk", [date(2024, 3, 1)], raw)

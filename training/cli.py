@@ -7,16 +7,8 @@ the command runs, so ``crmscore --help`` stays instant.
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 
 import typer
-
-
-class ModelChoice(StrEnum):
-    churn = "churn"
-    cross_sell = "cross_sell"
-    credit_risk = "credit_risk"
-    all = "all"
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -28,22 +20,39 @@ def _fmt(value, digits: int = 3) -> str:
 
 
 def train(
-    model: ModelChoice = typer.Argument(..., help="Which model to train, or 'all'."),
+    model: str = typer.Argument(
+        ...,
+        help="Which model to train: churn, cross_sell, credit_risk, one of the bank's own "
+        "(settings training.custom_models), or 'all'.",
+    ),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Train, evaluate and register models in MLflow; move 'champion' only when a model wins.
 
-    Labels from the raw tables, features from Feast, runs to settings.training.tracking_uri.
+    Labels from the raw tables (the bank's outcomes table when it holds the model's outcome),
+    features from Feast, runs to settings.training.tracking_uri. Small books are evaluated by
+    repeated cross-validation, and a model whose AUC does not beat 0.5 by more than its
+    confidence interval is registered but never made champion.
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from models import MODELS
+    from models import all_models
     from training.pipeline import STEPS, train_model
 
     console = Console(width=None if sys.stdout.isatty() else 110)
-    names = list(MODELS) if model is ModelChoice.all else [model.value]
+    try:
+        known = all_models()
+    except ValueError as error:  # a custom model's settings
+        console.print(f"[bold red]error[/] {error}")
+        raise typer.Exit(code=1) from error
+    if model != "all" and model not in known:
+        expected = ", ".join([*known, "all"])
+        console.print(f"[bold red]error[/] unknown model {model!r}: expected one of {expected}")
+        raise typer.Exit(code=1)
+    names = list(known) if model == "all" else [model]
     results = []
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=not progress, transient=False) as bars:
@@ -64,7 +73,8 @@ def train(
             results.append(result)
 
     table = Table(title="crmscore train: results on the test snapshot")
-    headers = ("model", "AUC", "baseline", "oracle", "gap", "KS", "Brier", "lift@10%", "champion")
+    headers = ("model", "AUC", "95% CI", "baseline", "oracle", "gap", "KS", "Brier", "lift@10%")
+    headers += ("champion",)
     for header in headers:
         table.add_column(header, justify="left" if header in ("model", "champion") else "right")
     for result in results:
@@ -72,6 +82,7 @@ def train(
         table.add_row(
             f"{row['model']} v{row['version']}",
             _fmt(row["auc"]),
+            f"{_fmt(row['auc_ci_low'])}-{_fmt(row['auc_ci_high'])}",
             _fmt(row["baseline_auc"]),
             _fmt(row["oracle_auc"]),
             _fmt(row["gap"]),
@@ -82,6 +93,8 @@ def train(
         )
     console.print(table)
     for result in results:
-        console.print(f"[dim]{result.model}: {result.reason}[/]")
+        # escaped: reasons quote "[champion v3 re-scored ...]", which rich would take for markup
+        console.print(f"[dim]{result.model}: labels from {escape(result.extra['label_source'])}[/]")
+        console.print(f"[dim]{result.model}: {escape(result.reason)}[/]")
         if result.split.note:
-            console.print(f"[yellow]{result.model}: {result.split.note}[/]")
+            console.print(f"[yellow]{result.model}: {escape(result.split.note)}[/]")

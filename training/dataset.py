@@ -16,7 +16,14 @@ import pandas as pd
 
 from crmscore.settings import get_settings
 from models.definition import ModelDefinition
-from training.labels import build_labels, fully_labelled, observation_end, observation_start
+from training.labels import (
+    LabelSource,
+    build_labels,
+    case_months,
+    fully_labelled,
+    observation_end,
+    observation_start,
+)
 from training.split import OutOfTimeSplit
 
 ENTITY = ["customer_id", "event_timestamp"]
@@ -36,9 +43,14 @@ def feast_training_set() -> TrainingSetSource:
     return get_training_set
 
 
-def candidate_snapshots(horizon_months: int, warmup_months: int, raw_dir: Path) -> list[date]:
-    """Month starts after ``warmup_months`` of history whose label window ends inside the data."""
+def candidate_snapshots(
+    horizon_months: int, warmup_months: int, raw_dir: Path, source: LabelSource | None = None
+) -> list[date]:
+    """Month starts after ``warmup_months`` of history whose label window ends inside the data;
+    for decided cases, the months holding cases (after the warm-up too: a case needs history)."""
     start = pd.Timestamp(observation_start(raw_dir)) + pd.DateOffset(months=warmup_months)
+    if source is not None and source.kind == "cases":
+        return [m for m in case_months(raw_dir, source.outcome) if pd.Timestamp(m) >= start]
     end = observation_end(raw_dir)
     months = [m.date() for m in pd.date_range(start, pd.Timestamp(end), freq="MS")]
     return fully_labelled(months, horizon_months, end)
@@ -85,7 +97,8 @@ def assemble_training_set(
     definition: ModelDefinition,
     split: OutOfTimeSplit,
     raw_dir: Path,
-    source: TrainingSetSource,
+    features_from: TrainingSetSource,
+    source: LabelSource | None = None,
 ) -> TrainingSet:
     """Labels for the split's snapshots, joined to the definition's Feast feature service.
 
@@ -94,12 +107,12 @@ def assemble_training_set(
     """
     config = get_settings().training
     snapshots = [*split.train, *split.valid, split.test]
-    labels = build_labels(
-        definition.name, snapshots, raw_dir, definition.horizon_months, config.max_rows
-    )
+    labels = build_labels(definition, snapshots, raw_dir, config.max_rows, source)
     share = labels.attrs.get("customer_share", 1.0)
     entities = labels[ENTITY].drop_duplicates().reset_index(drop=True)
-    features = fetch_features(entities, definition.feature_service, source, config.fetch_rows)
+    features = fetch_features(
+        entities, definition.feature_service, features_from, config.fetch_rows
+    )
     frame = labels.merge(features, on=ENTITY, how="left", validate="many_to_one")
     del features
     feature_columns = [c for c in frame.columns if c not in labels.columns]

@@ -42,10 +42,11 @@ from training.dataset import (
     candidate_snapshots,
     feast_training_set,
 )
+from training.labels import LabelSource, label_source
 from training.oracle import oracle_probabilities
 from training.scorecard import Scorecard
 from training.scoring_model import ScoringModel, categorical_levels, prepare_features
-from training.split import OutOfTimeSplit, split_snapshots
+from training.split import OutOfTimeSplit, cross_validation_split, holdout_mask, split_snapshots
 
 #: The steps reported to a progress callback, in order.
 STEPS = ("split", "labels + features", "fit", "evaluate", "log to MLflow", "promotion")
@@ -72,6 +73,8 @@ class TrainingResult:
             "model": self.model,
             "version": self.version,
             "auc": m.get("test_auc"),
+            "auc_ci_low": m.get("test_auc_ci_low"),
+            "auc_ci_high": m.get("test_auc_ci_high"),
             "baseline_auc": m.get("baseline_test_auc"),
             "oracle_auc": m.get("oracle_auc"),
             "gap": m.get("oracle_gap"),
@@ -102,7 +105,7 @@ def fit_lightgbm(
     import lightgbm as lgb
 
     settings = get_settings().training
-    params = {**definition.lgbm_params, **(overrides or {})}
+    params = {**definition.lgbm_params_for(len(train)), **(overrides or {})}
     stopping_rounds = int(params.pop("early_stopping_rounds"))
     estimator = lgb.LGBMClassifier(
         **params,
@@ -198,8 +201,12 @@ def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
 def compare_with_oracle(
     definition: ModelDefinition, test: pd.DataFrame, probability: np.ndarray, split: OutOfTimeSplit
 ) -> dict[str, float]:
-    """Oracle AUC on the same test rows as the model, and the gap (oracle minus model)."""
-    oracle = oracle_probabilities(definition.oracle_outcome, [split.test])
+    """Oracle AUC on the same test rows as the model (the test snapshot, or every cross-validated
+    row), and the gap (oracle minus model)."""
+    if not definition.oracle_outcome:
+        return {}
+    snapshots = [*split.train, *split.valid] if split.cross_validated else [split.test]
+    oracle = oracle_probabilities(definition.oracle_outcome, snapshots)
     if oracle is None:
         return {}
     keys = [*ENTITY, *definition.key_features]
@@ -228,6 +235,10 @@ def _champion_metric(client, definition: ModelDefinition, test: pd.DataFrame, sp
     champion = current_champion(client, definition.name)
     if champion is None:
         return None, None, "no champion"
+    if split.cross_validated:  # its in-sample scores on these rows would flatter it
+        logged = client.get_run(champion.run_id).data
+        value = logged.metrics.get(f"test_{definition.promotion_metric}")
+        return champion, value, f"champion v{champion.version}'s logged metric (cross-validated)"
     try:
         scoring_model = load_scoring_model(f"models:/{champion.name}/{champion.version}")
         scores = scoring_model.predict_proba(test)
@@ -269,7 +280,11 @@ class PreparedData:
     fingerprint: str
     train: pd.DataFrame
     valid: pd.DataFrame
+    #: The test snapshot's rows; under cross-validation every labelled row (each scored by the
+    #: folds that did not train on it).
     test: pd.DataFrame
+    #: Where the labels came from (derived rule, the bank's events or its decided cases).
+    source: LabelSource | None = None
 
 
 @dataclass
@@ -321,28 +336,58 @@ class Promotion:
     champion_value: float | None
 
 
+def plan_split(definition: ModelDefinition, snapshots: list, source: LabelSource) -> OutOfTimeSplit:
+    """Out of time when the data allow it; repeated cross-validation (saying why) when they hold
+    too few snapshots, or decided cases (dated by the bank, not a monthly panel)."""
+    config = get_settings().training
+    if source.kind == "cases":
+        why = "decided cases are dated by the bank, not snapshots of the whole book"
+        return cross_validation_split(
+            snapshots, definition.horizon_months, config.holdout_share, why
+        )
+    try:
+        return split_snapshots(
+            snapshots,
+            definition.horizon_months,
+            validation=config.validation_snapshots,
+            min_train=config.min_train_snapshots,
+            max_train=config.max_train_snapshots,
+            holdout_share=config.holdout_share,
+        )
+    except ValueError as error:
+        return cross_validation_split(
+            snapshots, definition.horizon_months, config.holdout_share, str(error)
+        )
+
+
 def prepare(
     definition: ModelDefinition,
     raw_dir: Path,
     source: TrainingSetSource,
     progress: Callable[[str], None] | None = None,
 ) -> PreparedData:
-    """Split the snapshots out of time, label them, join their features and encode them."""
+    """Split the snapshots (out of time, or for cross-validation), label them, join their features
+    and encode them."""
     config = get_settings().training
     step = progress or (lambda _: None)
     step("split")
-    snapshots = candidate_snapshots(definition.horizon_months, config.warmup_months, raw_dir)
-    split = split_snapshots(
-        snapshots,
-        definition.horizon_months,
-        validation=config.validation_snapshots,
-        min_train=config.min_train_snapshots,
-        max_train=config.max_train_snapshots,
-        holdout_share=config.holdout_share,
+    labels_from = label_source(definition, raw_dir)
+    snapshots = candidate_snapshots(
+        definition.horizon_months, config.warmup_months, raw_dir, labels_from
     )
+    split = plan_split(definition, snapshots, labels_from)
 
     step("labels + features")
-    data = assemble_training_set(definition, split, raw_dir, source)
+    data = assemble_training_set(definition, split, raw_dir, source, labels_from)
+    test_events = int(data.part("test")["label"].sum())
+    if not split.cross_validated and test_events < config.min_test_events:
+        why = (
+            f"only {test_events} events in the test snapshot {split.test} (out-of-time tests "
+            f"need training.min_test_events = {config.min_test_events})"
+        )
+        months = [*split.train, *split.valid, split.test]
+        split = cross_validation_split(months, definition.horizon_months, split.holdout_share, why)
+        data.frame["role"] = split.roles(data.frame)
     alignment_key = definition.key_features[0] if definition.align_by_key else None
     alignment = {}
     if alignment_key:
@@ -355,10 +400,18 @@ def prepare(
     prepared = prepare_features(data.frame, data.features, categories)
     data.frame = pd.concat([data.frame.drop(columns=data.features), prepared], axis=1)
     del prepared
-    train, valid, test = data.part("train"), data.part("valid"), data.part("test")
+    train, valid = data.part("train"), data.part("valid")
+    test = (
+        data.frame[data.frame["role"].isin(["train", "valid"])]
+        if split.cross_validated
+        else (data.part("test"))
+    )
     for role, part in (("train", train), ("valid", valid), ("test", test)):
         if part["label"].nunique() < 2:
-            raise ValueError(f"{role} snapshots hold only one class: too little data to train")
+            raise ValueError(
+                f"{role} rows hold only one class ({len(part)} rows, {int(part['label'].sum())} "
+                "events): too little data to train"
+            )
     return PreparedData(
         definition=definition,
         raw_dir=raw_dir,
@@ -371,6 +424,7 @@ def prepare(
         train=train,
         valid=valid,
         test=test,
+        source=labels_from,
     )
 
 
@@ -386,8 +440,7 @@ def fit(prepared: PreparedData, lgbm_overrides: dict[str, Any] | None = None) ->
     # and so does a test set restricted to held-out customers.
     refit = config.refit and not definition.calibrate and not split.test_holdout_only
     if refit:
-        frame = data.frame
-        seen = frame[frame["event_timestamp"].isin(pd.to_datetime([*split.train, *split.valid]))]
+        seen = pd.concat([train, valid])
         estimator = refit_on_all_rows(estimator, seen, data.features)
     calibrator = calibrate(estimator, valid, data.features) if definition.calibrate else None
     if calibrator is not None:
@@ -422,16 +475,98 @@ def fit(prepared: PreparedData, lgbm_overrides: dict[str, Any] | None = None) ->
     )
 
 
-def evaluate(prepared: PreparedData, fitted: FittedModels) -> Evaluation:
-    """The champion-to-be and the baseline on the test snapshot (and the oracle, if any)."""
+@dataclass
+class CrossValidation:
+    """Out-of-fold scores of every labelled row (mean over the repeats), and each repeat's AUC."""
+
+    p_model: np.ndarray
+    p_baseline: np.ndarray
+    p_challenger: np.ndarray | None
+    repeat_aucs: list[float]
+    folds: int
+    repeats: int
+
+
+def cross_validate(
+    prepared: PreparedData, lgbm_overrides: dict[str, Any] | None = None
+) -> CrossValidation:
+    """Repeated stratified cross-validation of the whole :func:`fit` (early stopping, calibration,
+    baseline and challenger included): each fold's rows are scored by models that never saw their
+    customer (customers are grouped per fold; within the other folds, the held-out customers
+    validate as in a full run)."""
+    from dataclasses import replace
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    config = get_settings().training
+    rows = prepared.test.reset_index(drop=True)
+    n, repeats = len(rows), config.cv_repeats
+    scores = {name: np.zeros((repeats, n)) for name in ("model", "baseline", "challenger")}
+    features = prepared.data.features
+    for repeat in range(repeats):
+        folds = StratifiedGroupKFold(
+            config.cv_folds, shuffle=True, random_state=config.seed + repeat
+        )
+        for fitting, scored in folds.split(rows, rows["label"], groups=rows["customer_id"]):
+            rest = rows.iloc[fitting]
+            held = holdout_mask(rest["customer_id"], prepared.split.holdout_share)
+            fold = replace(prepared, train=rest[~held], valid=rest[held], test=rows.iloc[scored])
+            fitted = fit(fold, lgbm_overrides)
+            part = rows.iloc[scored]
+            scores["model"][repeat, scored] = fitted.scoring_model.predict_proba(part)
+            scores["baseline"][repeat, scored] = fitted.baseline.predict_proba(
+                _as_objects(part[features], prepared.data.categorical)
+            )[:, 1]
+            if fitted.challenger is not None:
+                scores["challenger"][repeat, scored] = fitted.challenger.predict_proba(part)
+    return CrossValidation(
+        p_model=scores["model"].mean(axis=0),
+        p_baseline=scores["baseline"].mean(axis=0),
+        p_challenger=scores["challenger"].mean(axis=0)
+        if prepared.definition.scorecard_challenger
+        else None,
+        repeat_aucs=[metrics.roc_auc(rows["label"], p) for p in scores["model"]],
+        folds=config.cv_folds,
+        repeats=repeats,
+    )
+
+
+def evaluate(
+    prepared: PreparedData,
+    fitted: FittedModels,
+    lgbm_overrides: dict[str, Any] | None = None,
+) -> Evaluation:
+    """The champion-to-be and the baseline on the test snapshot (and the oracle, if any), with a
+    bootstrap interval of the AUC; under cross-validation, on every row's out-of-fold scores."""
     definition, data, test = prepared.definition, prepared.data, prepared.test
+    config = get_settings().training
     scoring_model = fitted.scoring_model
-    p_test = scoring_model.predict_proba(test)
     p_train = scoring_model.predict_proba(prepared.train)
-    p_baseline = fitted.baseline.predict_proba(_as_objects(test[data.features], data.categorical))
-    p_baseline = p_baseline[:, 1]
+    p_challenger = None
+    if prepared.split.cross_validated:
+        folds = cross_validate(prepared, lgbm_overrides)
+        p_test, p_baseline, p_challenger = folds.p_model, folds.p_baseline, folds.p_challenger
+        cv = {
+            "cv_folds": float(folds.folds),
+            "cv_repeats": float(folds.repeats),
+            "cv_auc_repeat_min": float(np.min(folds.repeat_aucs)),
+            "cv_auc_repeat_max": float(np.max(folds.repeat_aucs)),
+        }
+    else:
+        p_test = scoring_model.predict_proba(test)
+        p_baseline = fitted.baseline.predict_proba(
+            _as_objects(test[data.features], data.categorical)
+        )[:, 1]
+        if fitted.challenger is not None:
+            p_challenger = fitted.challenger.predict_proba(test)
+        cv = {}
+    low, high = metrics.auc_interval(
+        test["label"], p_test, test["customer_id"], config.bootstrap_rounds, seed=config.seed
+    )
     results: dict[str, float] = {
         **_prefixed("test_", metrics.classification_metrics(test["label"], p_test)),
+        "test_auc_ci_low": low,
+        "test_auc_ci_high": high,
         **_prefixed(
             "valid_", metrics.classification_metrics(prepared.valid["label"], fitted.p_valid)
         ),
@@ -439,9 +574,10 @@ def evaluate(prepared: PreparedData, fitted: FittedModels) -> Evaluation:
         "psi_train_test": metrics.psi(p_train, p_test),
         "best_iteration": float(fitted.best_iteration),
         "n_trees": float(scoring_model.booster.num_trees()),
+        **cv,
     }
     results["test_auc_minus_baseline"] = results["test_auc"] - results["baseline_test_auc"]
-    if definition.calibrate:
+    if definition.calibrate and not prepared.split.cross_validated:
         raw = scoring_model.raw_proba(test)
         results["test_brier_uncalibrated"] = metrics.brier(test["label"], raw)
     for key in definition.key_features:  # per-product AUC for the pooled cross-sell model
@@ -453,9 +589,7 @@ def evaluate(prepared: PreparedData, fitted: FittedModels) -> Evaluation:
     if definition.scorecard:
         points = scoring_model.points(p_test)
         results["test_points_median"] = float(np.median(points))
-    p_challenger = None
-    if fitted.challenger is not None:
-        p_challenger = fitted.challenger.predict_proba(test)
+    if p_challenger is not None:
         challenger_metrics = metrics.classification_metrics(test["label"], p_challenger)
         results.update(_prefixed("challenger_test_", challenger_metrics))
         results["test_auc_minus_challenger"] = results["test_auc"] - challenger_metrics["auc"]
@@ -490,8 +624,11 @@ def run_params(
         "rows_test": len(prepared.test),
         "customer_share": data.customer_share,
         "seed": get_settings().training.seed,
+        "label_source": prepared.source.describe() if prepared.source else "derived",
         **prepared.split.as_params(),
-        **_prefixed("lgbm.", {**definition.lgbm_params, **(lgbm_overrides or {})}),
+        **_prefixed(
+            "lgbm.", {**definition.lgbm_params_for(len(prepared.train)), **(lgbm_overrides or {})}
+        ),
     }
     scorecard = fitted.scoring_model.scorecard
     if scorecard is not None:
@@ -514,8 +651,10 @@ def run_tags(prepared: PreparedData) -> dict[str, str]:
         "data_snapshot": f"{fingerprint} (raw data through {split.test} + horizon)",
         "data_fingerprint": fingerprint,
         "raw_dir": str(prepared.raw_dir),
-        "test_snapshot": str(split.test),
+        "test_snapshot": "-" if split.cross_validated else str(split.test),
         "split_note": split.note or "full horizon gap",
+        "evaluation": split.evaluation,
+        "label_source": prepared.source.kind if prepared.source else "derived",
     }
 
 
@@ -622,8 +761,11 @@ def promote(client, prepared: PreparedData, evaluation: Evaluation, logged: Logg
     name, version = logged.registered_name, logged.version
     champion, champion_value, how = _champion_metric(client, definition, prepared.test, split)
     candidate_value = evaluation.metrics[f"test_{definition.promotion_metric}"]
-    decision: PromotionDecision = definition.decide_promotion(candidate_value, champion_value)
-    reason = f"{decision.reason} [{how}]"
+    gate = definition.quality_gate(evaluation.metrics)
+    decision: PromotionDecision = (
+        definition.decide_promotion(candidate_value, champion_value) if gate.promote else gate
+    )
+    reason = f"{decision.reason} [{how}]" if gate.promote else f"{gate.reason}; registered only"
     if decision.promote:
         client.set_registered_model_alias(name, get_settings().training.champion_alias, version)
     mlflow.set_tags(
@@ -676,7 +818,7 @@ def train_model(
     step("fit")
     fitted = fit(prepared, lgbm_overrides)
     step("evaluate")
-    evaluation = evaluate(prepared, fitted)
+    evaluation = evaluate(prepared, fitted, lgbm_overrides)
     step("log to MLflow")
     client = configure_mlflow()
     experiment_id = ensure_experiment(client, definition.name)
@@ -695,5 +837,8 @@ def train_model(
         promoted=promotion.promoted,
         reason=promotion.reason,
         split=prepared.split,
-        extra={"champion_before": promotion.champion_before},
+        extra={
+            "champion_before": promotion.champion_before,
+            "label_source": prepared.source.describe() if prepared.source else "derived",
+        },
     )

@@ -32,6 +32,14 @@ def holdout_mask(customer_ids, share: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class OutOfTimeSplit:
+    """Which snapshots (months, for rows dated within them) train, validate and test a model.
+
+    With ``cross_validated`` there is no test snapshot: the data hold too few snapshots (or too
+    few events) for an out-of-time test, so the performance is measured by repeated
+    cross-validation over every labelled row instead, and the final model trains on all of them
+    (validation rows: the held-out customers, for early stopping and calibration).
+    """
+
     train: tuple[date, ...]
     valid: tuple[date, ...]
     test: date
@@ -40,33 +48,54 @@ class OutOfTimeSplit:
     #: Share of customers held out of training (validation rows, and test rows if the gap shrank).
     holdout_share: float = 0.3
     horizon_months: int = 0
+    cross_validated: bool = False
 
     @property
     def test_holdout_only(self) -> bool:
-        return self.gap_months < self.horizon_months
+        return self.gap_months < self.horizon_months and not self.cross_validated
+
+    @property
+    def evaluation(self) -> str:
+        return "cross_validation" if self.cross_validated else "out_of_time"
 
     def roles(self, frame: pd.DataFrame) -> np.ndarray:
-        """``train``, ``valid``, ``test`` or ``unused`` for each (customer_id, event_timestamp)."""
+        """``train``, ``valid``, ``test`` or ``unused`` for each (customer_id, event_timestamp);
+        a row belongs to the snapshot (month) it is dated in."""
         held = holdout_mask(frame["customer_id"], self.holdout_share)
-        day = pd.to_datetime(frame["event_timestamp"])
-        is_test = (day == pd.Timestamp(self.test)).to_numpy()
-        is_valid = day.isin(pd.to_datetime(list(self.valid))).to_numpy()
-        is_train = day.isin(pd.to_datetime(list(self.train))).to_numpy()
+        month = pd.to_datetime(frame["event_timestamp"]).dt.to_period("M").dt.start_time
+        is_test = (month == pd.Timestamp(self.test)).to_numpy() & (not self.cross_validated)
+        is_valid = month.isin(pd.to_datetime(list(self.valid))).to_numpy()
+        is_train = month.isin(pd.to_datetime(list(self.train))).to_numpy()
         role = np.full(len(frame), "unused", dtype=object)
         role[is_train & ~held] = "train"
-        role[is_valid & held] = "valid"
+        role[(is_valid | (is_train & self.cross_validated)) & held] = "valid"
         role[is_test & (held if self.test_holdout_only else True)] = "test"
         return role
 
     def as_params(self) -> dict[str, str]:
         return {
+            "split.evaluation": self.evaluation,
             "split.train": f"{self.train[0]}..{self.train[-1]} ({len(self.train)})",
-            "split.valid": ",".join(map(str, self.valid)),
-            "split.test": str(self.test),
+            "split.valid": ",".join(map(str, self.valid)) or "holdout customers of every month",
+            "split.test": "-" if self.cross_validated else str(self.test),
             "split.gap_months": str(self.gap_months),
             "split.holdout_share": str(self.holdout_share),
             "split.test_customers": "holdout group" if self.test_holdout_only else "all",
         }
+
+
+def cross_validation_split(
+    snapshots: list[date], horizon_months: int, holdout_share: float, why: str
+) -> OutOfTimeSplit:
+    """Every snapshot for training, evaluated by cross-validation (see :class:`OutOfTimeSplit`);
+    ``why`` says plainly why there is no out-of-time test."""
+    ordered = sorted(set(snapshots))
+    if not ordered:
+        raise ValueError("no labelled snapshots or cases: nothing to train on")
+    note = f"evaluated by repeated cross-validation, not out of time: {why}"
+    return OutOfTimeSplit(
+        tuple(ordered), (), ordered[-1], 0, note, holdout_share, horizon_months, True
+    )
 
 
 def split_snapshots(
