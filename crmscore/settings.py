@@ -160,8 +160,17 @@ class ServingSettings(BaseModel):
     #: the models in use kept (MLflow's own defaults wait 120 s per call and retry 7 times).
     registry_timeout_seconds: int = Field(default=5, ge=1)
     registry_max_retries: int = Field(default=1, ge=0)
-    #: Reason codes returned per explanation.
-    top_k: int = Field(default=5, ge=1, le=50)
+    #: Reason codes returned per explanation (at most: fewer when fewer families push that way).
+    #: Four by default: adverse-action practice gives the principal reasons, no more than four.
+    top_k: int = Field(default=4, ge=1, le=50)
+    #: Reasons /explain gives unless asked otherwise: those that raise the score (for credit risk
+    #: the principal reasons of an adverse-action notice), those that lower it, or both by size.
+    reason_direction: Literal["raises", "lowers", "both"] = "raises"
+    #: Attributes never given as a reason, per model (they still count in the contributions).
+    #: Credit risk: a notice must not state age, where someone lives or what they do for a living
+    #: as why credit was refused (age and region are protected grounds or close proxies for them
+    #: under equal-credit rules; occupation is a proxy for both).
+    never_reasons: dict[str, list[str]] = {"credit_risk": ["age_years", "region", "occupation"]}
     #: Credit products are neither the next best product nor on a target list above this PD.
     max_pd: float = Field(default=0.10, gt=0, le=1)
     #: Yearly profit contribution of a customer (tiers): margins on what they hold today.
