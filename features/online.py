@@ -231,6 +231,15 @@ class OnlineReader:
             text = [n for n in wanted if n not in self.layout.index]
             self.plan.append((view, wanted, numeric, text))
 
+    def stamp(self) -> tuple[int, int]:
+        """Changes whenever the store may hold other values: Feast rewrites its registry file at
+        every ``feast apply`` and as each view's materialisation completes. For caches of what
+        the store holds (the book of scores behind /targets)."""
+        from pathlib import Path
+
+        stat = Path(self.store.config.registry.path).stat()
+        return stat.st_mtime_ns, stat.st_size
+
     def read(self, customer_ids: Sequence[int]) -> tuple[FeatureRows, list[int]]:
         """``(rows of the known ids in request order, unknown ids)``."""
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey

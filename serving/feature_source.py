@@ -62,6 +62,13 @@ class OnlineFeatures:
             raise Unavailable(f"feature store unavailable: {error}") from error
         return store
 
+    def stamp(self) -> object:
+        """Changes when the store may hold other values (see ``OnlineReader.stamp``)."""
+        try:
+            return self.reader.stamp()
+        except OSError as error:
+            raise Unavailable(f"feature store unavailable: {error}") from error
+
     def fetch(self, customer_ids: list[int]) -> tuple[FeatureRows, list[int]]:
         """``(rows, unknown)``: one row per known id in request order and the ids the store has
         nothing for. An unreadable store is :class:`Unavailable` with the store's reason."""

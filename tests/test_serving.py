@@ -574,6 +574,40 @@ def test_targets_apply_every_exclusion(server, stack):
     assert holders  # the bank does sell the product
 
 
+def test_targets_follow_a_materialisation(server):
+    """/targets ranks a book of scores read from the online store; after the store is loaded
+    with another snapshot, the next list is ranked on the new values (what /score now says)."""
+    from datetime import timedelta
+
+    from features.materialize import latest_snapshot, materialize
+
+    def listed() -> dict[int, float]:
+        body = call(server, "targets", {"product": "insurance", "top": 20}, role="marketing")
+        assert body.status_code == 200, body.text
+        return {t["customer_id"]: t["propensity"] for t in body.json()["targets"]}
+
+    def scored(ids) -> dict[int, float]:
+        results = call(server, "score", {"customer_ids": list(ids)}).json()["results"]
+        return {
+            r["customer_id"]: next(
+                p["propensity"] for p in r["cross_sell"]["products"] if p["product"] == "insurance"
+            )
+            for r in results
+        }
+
+    before = listed()
+    assert before == pytest.approx(scored(before))
+    latest = latest_snapshot()
+    try:
+        materialize(end=latest - timedelta(days=20))  # the month before
+        after = listed()
+        assert after != before
+        assert after == pytest.approx(scored(after))
+    finally:
+        materialize(end=latest)
+    assert listed() == pytest.approx(before)
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
