@@ -158,6 +158,12 @@ class ServingSettings(BaseModel):
     audit_key: str = ""
     #: Most customer ids one /score request may carry.
     max_batch: int = Field(default=1000, ge=1)
+    #: /score requests with at most this many ids (and /explain when >= 1) run on the server's
+    #: event loop instead of a worker thread: no thread hand-off, which doubled single-customer
+    #: latency on a busy machine. The loop waits for them, store reads included (a SQLite store
+    #: locked by a writer holds it up to SQLite's 5 s busy timeout); 0 sends everything to a
+    #: thread.
+    inline_max_ids: int = Field(default=10, ge=0)
     #: Loading the champions from an HTTP registry (start-up, ``/reload``, batch): seconds a
     #: registry call may stay silent, and retries of a failed call. A hung or unreachable registry
     #: then fails the load within about (retries + 1) x timeout and ``/reload`` answers 503 with

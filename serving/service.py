@@ -20,6 +20,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio
+import anyio.to_thread
 import bentoml
 import numpy as np
 from pydantic import Field
@@ -205,6 +207,8 @@ class CrmScore:
         enable_audit_log()
         self.pseudonymise = Pseudonymiser.from_secret(self.settings.audit_key)
         self._book_lock = threading.Lock()
+        #: Work that is not inline runs on one thread at a time (as BentoML runs sync APIs).
+        self._threads = anyio.CapacityLimiter(1)
         self._loaded: Loaded | None = None
         self._problem = "not loaded yet"
         self._book: tuple[Loaded, object, FeatureRows, Scores] | None = None
@@ -259,9 +263,24 @@ class CrmScore:
 
     # --- request plumbing ---------------------------------------------------------------------
 
-    def _respond(self, ctx: bentoml.Context, endpoint: str, customer_ids, work, out):
+    async def _respond(
+        self, ctx: bentoml.Context, endpoint: str, customer_ids, work, out, inline: bool = False
+    ):
         """Run ``work()`` and validate it as ``out``; map :class:`ServingError` to its status;
-        audit either way."""
+        audit either way.
+
+        ``inline`` work runs on the event loop itself; anything else on a worker thread. Measured
+        (issue 12): handing a single-customer request to a thread and back costs two thread
+        wake-ups, which on a busy machine doubled /score's latency. Inline work must be small
+        (``serving.inline_max_ids``): the loop answers nothing else meanwhile."""
+        if not inline:
+            return await anyio.to_thread.run_sync(
+                self._answer, ctx, endpoint, customer_ids, work, out, limiter=self._threads
+            )
+        return self._answer(ctx, endpoint, customer_ids, work, out)
+
+    def _answer(self, ctx: bentoml.Context, endpoint: str, customer_ids, work, out):
+        """:meth:`_respond`'s work, wherever it runs."""
         role = getattr(ctx.request.state, "role", "-")
         try:
             # Validated against the published model, serialised here in one piece: BentoML's own
@@ -297,7 +316,7 @@ class CrmScore:
     # --- endpoints ----------------------------------------------------------------------------
 
     @bentoml.api(route="/score")
-    def score(
+    async def score(
         self,
         customer_ids: Annotated[list[CustomerId], Field(min_length=1, description="Customer ids.")],
         ctx: bentoml.Context,
@@ -320,10 +339,11 @@ class CrmScore:
             }
 
         ids = customer_ids[: self.settings.max_batch]
-        return self._respond(ctx, "score", ids, work, ScoreResponse)
+        inline = len(ids) <= self.settings.inline_max_ids
+        return await self._respond(ctx, "score", ids, work, ScoreResponse, inline)
 
     @bentoml.api(route="/explain")
-    def explain(
+    async def explain(
         self,
         customer_id: CustomerId,
         model: ModelName,
@@ -369,10 +389,11 @@ class CrmScore:
                 "points": None if points is None else round(float(points[0]), 1),
             }
 
-        return self._respond(ctx, "explain", [customer_id], work, ExplainResponse)
+        inline = self.settings.inline_max_ids >= 1
+        return await self._respond(ctx, "explain", [customer_id], work, ExplainResponse, inline)
 
     @bentoml.api(route="/score_features")
-    def score_features(
+    async def score_features(
         self,
         rows: Annotated[
             list[dict[str, Any]],
@@ -398,10 +419,10 @@ class CrmScore:
             }
 
         ids = [r.get("customer_id") for r in rows if isinstance(r.get("customer_id"), int)]
-        return self._respond(ctx, "score_features", ids, work, ScoreResponse)
+        return await self._respond(ctx, "score_features", ids, work, ScoreResponse)
 
     @bentoml.api(route="/targets")
-    def targets(
+    async def targets(
         self,
         product: str,
         ctx: bentoml.Context,
@@ -453,10 +474,10 @@ class CrmScore:
                 "model": {"model": champion.registered_name, "version": champion.version},
             }
 
-        return self._respond(ctx, "targets", lambda: targeted, work, TargetsResponse)
+        return await self._respond(ctx, "targets", lambda: targeted, work, TargetsResponse)
 
     @bentoml.api(route="/reload")
-    def reload(self, ctx: bentoml.Context) -> ReloadResponse:
+    async def reload(self, ctx: bentoml.Context) -> ReloadResponse:
         """Reload the champions from the registry. If that fails, the models in use stay (503 with
         the reason)."""
 
@@ -477,7 +498,7 @@ class CrmScore:
             settle_heap(release=True)
             return {"reloaded": True, "models": fresh.champions.versions()}
 
-        return self._respond(ctx, "reload", [], work, ReloadResponse)
+        return await self._respond(ctx, "reload", [], work, ReloadResponse)
 
 
 CrmScore.add_asgi_middleware(ApiKeyMiddleware)

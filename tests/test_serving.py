@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 
 from crmscore.settings import PROJECT_ROOT
 from tests.stacks import built_stack, stack_env
+from tests.test_features import redis_server as _redis_server  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -221,6 +222,39 @@ def test_online_reader_reads_what_feast_get_online_features_returns(loaded):
         pd.testing.assert_frame_equal(
             mine[names], feast[names], check_dtype=False, check_index_type=False
         )
+
+
+def test_redis_online_store_gives_the_same_rows_and_scores(loaded, redis_server):
+    """The scale path: the same reader over Redis (one pipelined HMGET batch per view)."""
+    from crmscore.settings import ServingSettings, get_settings
+    from features.build import apply
+    from features.materialize import materialize
+    from serving.feature_source import OnlineFeatures
+    from serving.scoring import score_rows
+
+    champions, sqlite_rows = loaded["champions"], loaded["rows"]
+    ids = [*sqlite_rows.customer_ids, 987654321]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CRMSCORE_FEATURES__ONLINE_STORE", "redis")
+        env.setenv("CRMSCORE_FEATURES__REDIS_CONNECTION_STRING", redis_server)
+        get_settings.cache_clear()
+        try:
+            apply()
+            materialize()
+            rows, unknown = OnlineFeatures(champions.feature_names()).fetch(ids)
+        finally:
+            env.undo()
+            get_settings.cache_clear()
+    assert unknown == [987654321] and rows.customer_ids == sqlite_rows.customer_ids
+    np.testing.assert_array_equal(rows.numeric, sqlite_rows.numeric)
+    assert {k: v.tolist() for k, v in rows.text.items()} == {
+        k: v.tolist() for k, v in sqlite_rows.text.items()
+    }
+    settings = ServingSettings()
+    pd.testing.assert_frame_equal(
+        score_rows(champions, rows, settings).to_frame(),
+        score_rows(champions, sqlite_rows, settings).to_frame(),
+    )
 
 
 def test_snapshot_rows_equal_online_rows(loaded):
