@@ -88,9 +88,7 @@ CREDIT_RESPONSE_FIELDS = {
 
 def held_products(rows: FeatureRows, products: tuple[str, ...]) -> np.ndarray:
     """(customers x products): True where the customer holds the product at the snapshot."""
-    return np.column_stack([rows[holding_feature(p)] > 0 for p in products]).reshape(
-        len(rows), len(products)
-    )
+    return np.stack([rows[holding_feature(p)] > 0 for p in products], axis=1)
 
 
 def is_active(rows: FeatureRows) -> np.ndarray:
@@ -108,7 +106,7 @@ def expected_values(
     """(customers x products): expected yearly margin of each offer; NaN where it may not be
     made (held: no propensity; credit above ``max_pd``; lost customers)."""
     margin = np.array([settings.product_value.get(p, 0.0) for p in products])
-    credit = np.isin(products, list(credit_products()))
+    credit = np.array([p in credit_products() for p in products])
     risk = pd_default[:, None]
     value = propensity * margin
     value = np.where(credit, value * (1 - risk), value)

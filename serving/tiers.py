@@ -37,14 +37,15 @@ CONTACT_EVERY_DAYS = {"A": 7, "B": 7, "C": 14, "D": 30}
 
 def _amount(columns: Mapping[str, np.ndarray], name: str) -> np.ndarray:
     """A feature as float64 with missing as 0."""
-    return np.nan_to_num(np.asarray(columns[name], dtype=float), nan=0.0)
+    values = np.asarray(columns[name], dtype=float)
+    return np.where(np.isnan(values), 0.0, values)
 
 
 def customer_value(columns: Mapping[str, np.ndarray], settings: ServingSettings) -> np.ndarray:
     """Yearly profit contribution estimate (currency) from the customer's current holdings;
     ``columns`` gives each feature by name (feature rows or a frame)."""
-    deposits = _amount(columns, "txn_deposit_balance").clip(min=0.0)
-    owed = _amount(columns, "credit_balance").clip(min=0.0)
+    deposits = np.maximum(_amount(columns, "txn_deposit_balance"), 0.0)
+    owed = np.maximum(_amount(columns, "credit_balance"), 0.0)
     spend = np.abs(_amount(columns, "txn_card_spend_12m"))
     return (
         deposits * settings.deposit_margin
@@ -118,8 +119,9 @@ def assign_tiers(
             ],
         ),
     ]
-    # Which rule decides each row, in one pass; then each rule's sentences for its rows only.
-    decider = np.select([condition for condition, _, _ in rules], np.arange(len(rules)))
+    # Which rule decides each row (the first that holds: the last always does), in one pass;
+    # then each rule's sentences for its rows only.
+    decider = np.argmax(np.vstack([condition for condition, _, _ in rules]), axis=0)
     tier = np.array([label for _, label, _ in rules], dtype=object)[decider]
     reason = np.empty(len(val), dtype=object)
     for k, (_, _, sentences) in enumerate(rules):
