@@ -15,10 +15,13 @@ previous answer arrives) for a fixed time, and reports throughput, latency perce
 The machine's load average is printed with the figures: on a shared machine every number moves
 with it, the ratio to the /livez baseline much less.
 
-Requests go only to 127.0.0.1, for a bounded time. It starts its own server on a temporary stack
-(``--prepare N`` customers), on the configured data and registry, or uses ``--url`` and ``--key``.
+Requests go only to 127.0.0.1, for a bounded time. It starts its own server (``--workers``
+worker processes) on a stack folder (``--stack``, as bench_serving.py builds it), a temporary
+stack (``--prepare N`` customers) or the configured data and registry, or uses ``--url`` and
+``--key``.
 
-    .venv/bin/python bench/bench_load.py --prepare 2000
+    .venv/bin/python bench/bench_load.py --stack /tmp/bench-20k --workers 1
+    .venv/bin/python bench/bench_load.py --stack /tmp/bench-20k --workers 2 --batch 100
     .venv/bin/python bench/bench_load.py --url http://127.0.0.1:3000 --key demo-marketing
 
 wrk comes from Debian (``apt-get install wrk``); the script installs it when it runs as root.
@@ -31,7 +34,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,7 +42,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serving import KEY, prepare_stack, start_server  # noqa: E402
+from bench_serving import KEY, prepare_stack, start_server, stop_server, use_stack  # noqa: E402
 
 #: wrk's Lua side: POST /score with a random known id; print the figures as one JSON line.
 LUA = """
@@ -134,13 +136,15 @@ def row(name: str, f: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prepare", type=int, metavar="CUSTOMERS", help="build a temporary stack")
+    parser.add_argument("--stack", type=Path, help="a stack folder bench_serving.py prepared")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     parser.add_argument("--url", help="use this running server (loopback only) instead")
     parser.add_argument("--key", default=KEY, help="API key for --url (a role that may /score)")
     parser.add_argument("--batch", type=int, default=1, help="customers per /score request")
     parser.add_argument("--concurrency", default="1,2,4,8,16", help="connections per sweep step")
     parser.add_argument("--step", type=int, default=10, help="seconds per sweep step")
     parser.add_argument("--duration", type=int, default=30, help="seconds of the sustained run")
-    parser.add_argument("--slo-ms", type=float, default=250.0, help="p99 budget for 'sustainable'")
+    parser.add_argument("--slo-ms", type=float, default=100.0, help="p99 budget for 'sustainable'")
     parser.add_argument("--out", type=Path, default=Path("bench/results/load.json"))
     args = parser.parse_args()
     levels = sorted({int(c) for c in args.concurrency.split(",")})
@@ -158,7 +162,9 @@ def main() -> None:
                 print(
                     f"prepared {args.prepare:,} customers in {time.perf_counter() - started:.0f}s"
                 )
-            process, url = start_server(tmp / "server.log")
+            elif args.stack:
+                use_stack(args.stack)
+            process, url = start_server(tmp / "server.log", args.workers)
             key = KEY
         try:
             from crmscore.settings import get_settings
@@ -173,7 +179,8 @@ def main() -> None:
             load_before = os.getloadavg()
             load = "/".join(f"{x:.1f}" for x in load_before)
             print(
-                f"POST /score, {args.batch} customer(s) per request, {len(ids):,} distinct ids; "
+                f"POST /score, {args.batch} customer(s) per request, {len(ids):,} distinct ids, "
+                f"{args.workers} worker(s); "
                 f"sweep {args.step}s per level, sustained {args.duration}s; "
                 f"{os.cpu_count()} CPUs, load average {load} before the run"
             )
@@ -199,8 +206,7 @@ def main() -> None:
             print(row(f"POST /score sustained {args.duration}s", sustained))
         finally:
             if process is not None:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=30)
+                stop_server(process)
 
     verdict = "zero errors" if sustained["errors"] == 0 else f"{sustained['errors']} ERRORS"
     print(
@@ -210,7 +216,13 @@ def main() -> None:
         f"({baseline['per_s']:,.0f} req/s): the cost is the scoring, not HTTP"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    figures = {"batch": args.batch, "load_average_before": load_before, "chosen": chosen}
+    figures = {
+        "batch": args.batch,
+        "workers": args.workers,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "chosen": chosen,
+    }
     args.out.write_text(
         json.dumps(
             {

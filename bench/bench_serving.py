@@ -1,47 +1,66 @@
-"""Benchmark: the scoring server over HTTP against the same predictions made in-process.
+"""Benchmark: the scoring server over HTTP against the engines it is built on, in the same run.
 
-Measures, on one prepared stack (features in the online store, champions in MLflow):
+The floor is what no serving code can beat, measured on this machine in this run:
 
-* p50/p99 latency of ``POST /score`` for 1 customer and ``POST /explain`` (churn) for 1 customer,
-  each against the floor: the same feature read + prediction called in-process;
-* throughput of ``POST /score`` with 100-customer batches under concurrent load from separate
-  client processes, against one in-process loop doing the same batches;
-* batch scoring throughput (customers/s) of every customer, as ``crmscore score`` does it.
+* **HTTP floor**: ``GET /livez`` on the same server (uvicorn, BentoML's middlewares, the client);
+* **engine floor of /score**: the online store's raw read of the same customer (the Feast
+  provider's ``online_read``, once per feature view) + ``Booster.predict`` of the three champions
+  on ready float matrices (1 row churn, 1 row credit risk, 6 rows cross-sell);
+* **engine floor of /explain** (credit risk): the same read + the booster's ``pred_contrib`` and
+  raw score on its ready row.
 
-The ratio HTTP / in-process is the cost of the server (HTTP, JSON, validation, auth, audit).
+Each latency sample round sends one request of every kind and times every floor once, in turn,
+so all of them see the same machine load. A figure's ratio is the endpoint's percentile over
+(HTTP floor + engine floor) at the same percentile: what the serving code adds, as a multiple.
 
-    .venv/bin/python bench/bench_serving.py --prepare 2000        # builds a temporary stack
-    .venv/bin/python bench/bench_serving.py                        # uses the configured data/mlruns
+Batches: ``POST /score`` with 100 and 1,000 ids (sequential requests), in customers/s, against the
+store's reader alone on the same ids. And ``crmscore score``'s path over the whole book (offline
+snapshot), customers/s.
+
+Every configuration: online store SQLite and/or Redis (``--stores``), 1 and/or 2 workers
+(``--workers``). The machine's load average is printed with each: on a shared machine the
+absolute figures move with it, the ratios much less.
+
+    .venv/bin/python bench/bench_serving.py --stack /tmp/bench-20k --customers 20000
+    .venv/bin/python bench/bench_serving.py --prepare 2000        # a throw-away stack
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-admin-key"
+PERCENTILES = (50, 99, 99.9)
 
 
-def prepare_stack(root: Path, customers: int) -> None:
-    """Generate a bank, build + materialise features, train the three champions under ``root``."""
+def use_stack(root: Path) -> None:
+    """Point the settings at the stack under ``root``."""
     os.environ["CRMSCORE_DATA_DIR"] = str(root / "data")
     os.environ["CRMSCORE_TRAINING__TRACKING_URI"] = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
     from crmscore.settings import get_settings
 
     get_settings.cache_clear()
+
+
+def prepare_stack(root: Path, customers: int) -> None:
+    """Generate a bank, build + materialise features, train the three champions under ``root``."""
+    use_stack(root)
     from crmscore.synthetic import BankConfig, generate_bank
     from features.build import apply, build_feature_tables
     from features.materialize import materialize
@@ -63,20 +82,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(log: Path, workers: int = 1) -> tuple[subprocess.Popen, str]:
+    """``bentoml serve`` with ``workers`` worker processes on a free port, once /readyz is 200."""
     import httpx
 
     port = free_port()
+    env = {
+        **os.environ,
+        "CRMSCORE_SERVING__API_KEYS": json.dumps({KEY: "admin"}),
+        "CRMSCORE_SERVING__WORKERS": str(workers),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", "serving.service:CrmScore", "--port", str(port)],
         cwd=ROOT,
-        env={**os.environ, "CRMSCORE_SERVING__API_KEYS": json.dumps({KEY: "admin"})},
+        env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
+    for _ in range(1500):
         try:
             if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                 return process, url
@@ -85,158 +110,300 @@ def start_server(log: Path) -> tuple[subprocess.Popen, str]:
         if process.poll() is not None:
             break
         time.sleep(0.2)
+    stop_server(process)
     raise RuntimeError(f"server did not become ready; see {log}")
 
 
-def percentiles(seconds: list[float]) -> tuple[float, float]:
-    ms = np.asarray(seconds) * 1000
-    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+def stop_server(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
 
 
-def timed(fn, repeats: int) -> list[float]:
-    fn()  # warm-up
-    out = []
-    for _ in range(repeats):
+@contextmanager
+def redis_store(folder: Path) -> Iterator[None]:
+    """A throw-away redis-server on loopback, selected as the online store and loaded with the
+    latest snapshot (apt-installed when missing and allowed)."""
+    if not shutil.which("redis-server") and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq",
+                                                         "redis-server"]):  # fmt: skip
+            subprocess.run(command, check=False, capture_output=True, env=env)
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("redis-server is not installed: apt-get install redis-server")
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", str(folder)]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    names = ("CRMSCORE_FEATURES__ONLINE_STORE", "CRMSCORE_FEATURES__REDIS_CONNECTION_STRING")
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        time.sleep(0.5)
+        os.environ["CRMSCORE_FEATURES__ONLINE_STORE"] = "redis"
+        os.environ["CRMSCORE_FEATURES__REDIS_CONNECTION_STRING"] = f"127.0.0.1:{port}"
+        from crmscore.settings import get_settings
+        from features.build import apply
+        from features.materialize import materialize
+
+        get_settings.cache_clear()
         started = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - started)
-    return out
+        apply()
+        materialize()
+        print(f"  materialised into Redis in {time.perf_counter() - started:.0f}s")
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        from crmscore.settings import get_settings
+
+        get_settings.cache_clear()
+        server.terminate()
+        server.wait(timeout=10)
 
 
-def _client(args: tuple[str, list[list[int]]]) -> int:
-    """One load-generating process: send its batches one after another; return customers scored."""
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+class Floors:
+    """The engines behind the endpoints, called in-process on the configured online store."""
+
+    def __init__(self) -> None:
+        from features.online import OnlineReader
+        from features.store import get_store
+        from serving.catalogue import cross_sell_products
+        from serving.champions import load_champions
+        from serving.feature_source import rule_features
+
+        self.champions = load_champions()
+        store = get_store()
+        self.reader = OnlineReader(store, [*self.champions.feature_names(), *rule_features()])
+        self.provider, self.config = store.provider, store.config
+        rows, _ = self.reader.read([1])
+        compiled = self.champions.compiled
+        self.matrices = [
+            (model.booster, model.matrix(rows, cross_sell_products() if model.key else None))
+            for model in compiled.values()
+        ]
+        credit = compiled["credit_risk"]
+        self.credit = (credit.booster, credit.matrix(rows))
+
+    def read(self, ids: list[int]) -> None:
+        """The online store's raw read: the provider's ``online_read`` once per feature view."""
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        keys = [EntityKey(join_keys=["customer_id"], entity_values=[Value(int64_val=i)])
+                for i in ids]  # fmt: skip
+        for view, wanted, _, _ in self.reader.plan:
+            self.provider.online_read(
+                config=self.config, table=view, entity_keys=keys, requested_features=wanted
+            )
+
+    def score(self, customer: int) -> None:
+        self.read([customer])
+        for booster, matrix in self.matrices:
+            booster.predict(matrix, num_threads=1)
+
+    def explain(self, customer: int) -> None:
+        self.read([customer])
+        booster, matrix = self.credit
+        booster.predict(matrix, pred_contrib=True, num_threads=1)
+        booster.predict(matrix, raw_score=True, num_threads=1)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def latencies(url: str, floors: Floors, ids: list[int], rounds: int) -> dict[str, list[float]]:
+    """``rounds`` interleaved samples of every request kind and every floor (seconds)."""
     import httpx
 
-    url, batches = args
-    scored = 0
-    with httpx.Client(headers={"X-API-Key": KEY}, timeout=120) as client:
-        for batch in batches:
-            response = client.post(f"{url}/score", json={"customer_ids": batch})
-            if response.status_code != 200:  # a plain message: HTTPStatusError does not pickle
-                raise RuntimeError(f"/score answered {response.status_code}: {response.text}")
-            scored += len(response.json()["results"])
-    return scored
+    rng = random.Random(0)
+    samples: dict[str, list[float]] = {
+        k: [] for k in ("livez", "score", "explain", "floor_score", "floor_explain")
+    }
+    with httpx.Client(headers={"X-API-Key": KEY}, timeout=60) as client:
+
+        def ok(response) -> None:
+            if response.status_code != 200:
+                raise RuntimeError(
+                    f"{response.url} answered {response.status_code}: {response.text}"
+                )
+
+        probes = {
+            "livez": lambda c: ok(client.get(f"{url}/livez")),
+            "score": lambda c: ok(client.post(f"{url}/score", json={"customer_ids": [c]})),
+            "explain": lambda c: ok(
+                client.post(f"{url}/explain", json={"customer_id": c, "model": "credit_risk"})
+            ),
+            "floor_score": floors.score,
+            "floor_explain": floors.explain,
+        }
+        for warm in range(50):
+            for probe in probes.values():
+                probe(ids[warm % len(ids)])
+        for _ in range(rounds):
+            customer = rng.choice(ids)
+            for name, probe in probes.items():
+                samples[name].append(timed(lambda p=probe, c=customer: p(c)))
+    return samples
+
+
+def batches(url: str, floors: Floors, ids: list[int], size: int, requests: int) -> dict:
+    """Customers/s of ``POST /score`` with ``size`` ids per request, and of the store reader."""
+    import httpx
+
+    rng = random.Random(size)
+    http = store = 0.0
+    with httpx.Client(headers={"X-API-Key": KEY}, timeout=300) as client:
+        for _ in range(requests):
+            chosen = rng.sample(ids, size)
+            started = time.perf_counter()
+            response = client.post(f"{url}/score", json={"customer_ids": chosen})
+            http += time.perf_counter() - started
+            if response.status_code != 200 or len(response.json()["results"]) != size:
+                raise RuntimeError(f"/score x{size} answered {response.status_code}")
+            store += timed(lambda c=chosen: floors.read(c))
+    total = size * requests
+    return {"http_customers_per_s": total / http, "store_customers_per_s": total / store}
+
+
+def whole_book(floors: Floors, ids: list[int]) -> float:
+    """Customers/s of ``crmscore score``'s path: offline snapshot chunks, the same scoring."""
+    from crmscore.settings import get_settings
+    from serving.batch import score_chunks
+    from serving.feature_source import SnapshotFeatures
+
+    settings = get_settings().serving
+    source = SnapshotFeatures(floors.champions.feature_names())
+    started = time.perf_counter()
+    scored = sum(
+        len(scores)
+        for _, scores, _ in score_chunks(
+            floors.champions, source, ids, settings, settings.snapshot_chunk
+        )
+    )
+    return scored / (time.perf_counter() - started)
+
+
+def percentiles(seconds: list[float]) -> list[float]:
+    return [float(np.percentile(np.asarray(seconds) * 1000, p)) for p in PERCENTILES]
+
+
+def measure(folder: Path, workers: int, rounds: int, batch_requests: int) -> dict:
+    """Every figure of one configuration (the settings' online store, ``workers`` workers)."""
+    from crmscore.settings import get_settings
+    from serving.batch import all_customer_ids
+
+    ids = all_customer_ids(get_settings().raw_dir)
+    floors = Floors()
+    process, url = start_server(folder / f"server-{workers}.log", workers)
+    try:
+        before = load()
+        samples = latencies(url, floors, ids, rounds)
+        sizes = {size: batches(url, floors, ids, size, max(2, batch_requests * 100 // size))
+                 for size in (100, 1000)}  # fmt: skip
+        after = load()
+    finally:
+        stop_server(process)
+    figures = {name: percentiles(values) for name, values in samples.items()}
+    ratios = {
+        endpoint: [
+            e / (h + f)
+            for e, h, f in zip(
+                figures[endpoint], figures["livez"], figures[f"floor_{endpoint}"], strict=True
+            )  # fmt: skip
+        ]
+        for endpoint in ("score", "explain")
+    }
+    return {
+        "workers": workers,
+        "store": get_settings().features.online_store,
+        "customers": len(ids),
+        "rounds": rounds,
+        "load_before": before,
+        "load_after": after,
+        "latency_ms": figures,
+        "ratio": ratios,
+        "batches": sizes,
+    }
+
+
+def report(result: dict) -> None:
+    lat, ratio = result["latency_ms"], result["ratio"]
+    print(
+        f"\n{result['store']} online store, {result['workers']} worker(s), "
+        f"{result['customers']:,} customers, {result['rounds']} rounds; "
+        f"load {result['load_before']} -> {result['load_after']}"
+    )
+    header = "".join(f"{f'p{p}':>10}" for p in PERCENTILES)
+    print(f"{'latency (ms)':<42}{header}")
+    names = {
+        "livez": "GET /livez (HTTP floor)",
+        "floor_score": "engines: read + 3x Booster.predict",
+        "score": "POST /score, 1 customer",
+        "floor_explain": "engines: read + pred_contrib",
+        "explain": "POST /explain (credit_risk)",
+    }
+    for key, label in names.items():
+        print(f"{label:<42}" + "".join(f"{v:>10.2f}" for v in lat[key]))
+        if key in ratio:
+            line = "".join(f"{v:>9.2f}x" for v in ratio[key])
+            print(f"{'  / (HTTP floor + engine floor)':<42}{line}")
+    for size, b in result["batches"].items():
+        print(
+            f"POST /score x{size:<5} {b['http_customers_per_s']:>9,.0f} customers/s;"
+            f" store reader {b['store_customers_per_s']:>9,.0f}/s"
+            f" ({b['http_customers_per_s'] / b['store_customers_per_s']:.2f}x)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prepare", type=int, metavar="CUSTOMERS", help="build a temporary stack")
-    parser.add_argument("--requests", type=int, default=200, help="latency samples per endpoint")
-    parser.add_argument("--batches", type=int, default=40, help="100-customer batches under load")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent client processes")
-    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--stack", type=Path, help="stack folder (built there when empty)")
+    where.add_argument("--prepare", type=int, metavar="CUSTOMERS", help="a throw-away stack")
+    parser.add_argument("--customers", type=int, default=20_000, help="bank size for --stack")
+    parser.add_argument("--stores", default="sqlite,redis", help="online stores to measure")
+    parser.add_argument("--workers", default="1,2", help="worker counts to measure")
+    parser.add_argument("--rounds", type=int, default=2000, help="latency samples per figure")
+    parser.add_argument("--batches", type=int, default=30, help="100-id requests per batch size")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serving.json")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="crmscore-bench-") as tmp:
         tmp = Path(tmp)
-        if args.prepare:
+        root = args.stack or tmp
+        if args.prepare or not (root / "mlruns" / "mlflow.db").exists():
+            customers = args.prepare or args.customers
             started = time.perf_counter()
-            prepare_stack(tmp, args.prepare)
-            print(f"prepared {args.prepare:,} customers in {time.perf_counter() - started:.0f}s")
-        import httpx
-
+            prepare_stack(root, customers)
+            print(f"prepared {customers:,} customers in {time.perf_counter() - started:.0f}s")
+        use_stack(root)
+        results = []
+        for store in args.stores.split(","):
+            with redis_store(tmp) if store == "redis" else nullcontext():
+                for workers in (int(w) for w in args.workers.split(",")):
+                    results.append(measure(tmp, workers, args.rounds, args.batches))
+                    report(results[-1])
         from crmscore.settings import get_settings
-        from serving.batch import all_customer_ids, score_customers
-        from serving.champions import load_champions
-        from serving.explain import explain_rows
-        from serving.feature_source import OnlineFeatures, SnapshotFeatures
-        from serving.scoring import score_frame
+        from serving.batch import all_customer_ids
 
-        settings = get_settings()
-        champions = load_champions()
-        source = OnlineFeatures(champions.feature_names())
-        ids = all_customer_ids(settings.raw_dir)
-        rng = random.Random(0)
-        sample = [rng.choice(ids) for _ in range(args.requests + 1)]
-        it = iter(sample)
-
-        # In-process floors.
-        def local_score():
-            frame, _ = source.fetch([next(it)])
-            score_frame(champions, frame, settings.serving)
-
-        def local_explain():
-            frame, _ = source.fetch([next(it)])
-            explain_rows(champions.churn, frame, settings.serving.top_k)
-
-        floor_score = timed(local_score, args.requests)
-        it = iter(sample)
-        floor_explain = timed(local_explain, args.requests)
-        batches = [rng.sample(ids, 100) for _ in range(args.batches)]
-        started = time.perf_counter()
-        for batch in batches:
-            frame, _ = source.fetch(batch)
-            score_frame(champions, frame, settings.serving)
-        floor_tput = 100 * len(batches) / (time.perf_counter() - started)
-        started = time.perf_counter()
-        snapshot = SnapshotFeatures(champions.feature_names())  # what `crmscore score` reads
-        chunk = settings.serving.snapshot_chunk
-        _, scores, _ = score_customers(champions, snapshot, ids, settings.serving, chunk)
-        batch_s = time.perf_counter() - started
-
-        # The real server.
-        process, url = start_server(tmp / "server.log")
-        try:
-            client = httpx.Client(headers={"X-API-Key": KEY}, timeout=60)
-            it = iter(sample)
-            http_score = timed(
-                lambda: client.post(f"{url}/score", json={"customer_ids": [next(it)]}),
-                args.requests,
-            )
-            it = iter(sample)
-            http_explain = timed(
-                lambda: client.post(
-                    f"{url}/explain", json={"customer_id": next(it), "model": "churn"}
-                ),
-                args.requests,
-            )
-            share = [batches[i :: args.clients] for i in range(args.clients)]
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(args.clients) as pool:
-                pool.map(_client, [(url, s[:1]) for s in share])  # warm connections
-                started = time.perf_counter()
-                scored = sum(pool.map(_client, [(url, s) for s in share]))
-                http_tput = scored / (time.perf_counter() - started)
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-
-    s50, s99 = percentiles(http_score)
-    fs50, fs99 = percentiles(floor_score)
-    e50, e99 = percentiles(http_explain)
-    fe50, fe99 = percentiles(floor_explain)
-    figures = {
-        "customers": len(ids),
-        "score_1_p50_ms": s50,
-        "score_1_p99_ms": s99,
-        "score_1_floor_p50_ms": fs50,
-        "score_1_floor_p99_ms": fs99,
-        "explain_1_p50_ms": e50,
-        "explain_1_p99_ms": e99,
-        "explain_1_floor_p50_ms": fe50,
-        "explain_1_floor_p99_ms": fe99,
-        "score_100_http_customers_per_s": http_tput,
-        "score_100_floor_customers_per_s": floor_tput,
-        "clients": args.clients,
-        "batch_customers_per_s": len(scores) / batch_s,
-        "batch_seconds": batch_s,
-    }
-    print(f"{len(ids):,} customers; {args.requests} requests per latency figure")
-    print(f"{'measure':<44}{'HTTP':>12}{'in-process':>12}{'ratio':>8}")
-    rows = [
-        ("/score 1 customer p50 (ms)", s50, fs50),
-        ("/score 1 customer p99 (ms)", s99, fs99),
-        ("/explain 1 customer p50 (ms)", e50, fe50),
-        ("/explain 1 customer p99 (ms)", e99, fe99),
-        (f"/score x100 customers/s ({args.clients} clients)", http_tput, floor_tput),
-    ]
-    for name, http, floor in rows:
-        print(f"{name:<44}{http:>12,.1f}{floor:>12,.1f}{http / floor:>7.2f}x")
-    print(f"{'batch scoring, all customers (customers/s)':<44}{'':>12}"
-          f"{figures['batch_customers_per_s']:>12,.0f}")  # fmt: skip
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(figures, indent=2) + "\n")
+        ids = all_customer_ids(get_settings().raw_dir)
+        book = whole_book(Floors(), ids)
+        print(f"\ncrmscore score path (offline snapshot, whole book): {book:,.0f} customers/s")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"configurations": results, "batch_customers_per_s": book}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -175,8 +175,12 @@ class ServingSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 3000
-    #: Server worker processes (each loads the models once).
+    #: Server worker processes (each loads the models once): one per core for throughput.
     workers: int = Field(default=1, ge=1)
+    #: BentoML's own access log line per request. Off by default: every request already leaves
+    #: its AUDIT line (role, endpoint, status, pseudonymised ids), and the second line cost more
+    #: than a tenth of a single-customer /score.
+    access_log: bool = False
     #: API key -> role. Empty means every protected endpoint answers 401.
     api_keys: dict[str, str] = {}
     #: Key of the HMAC that pseudonymises customer ids in the audit log. Keep it stable (and
@@ -184,14 +188,29 @@ class ServingSettings(BaseModel):
     audit_key: str = ""
     #: Most customer ids one /score request may carry.
     max_batch: int = Field(default=1000, ge=1)
+    #: /score requests with at most this many ids (and /explain when >= 1) run on the server's
+    #: event loop instead of a worker thread: no thread hand-off, which doubled single-customer
+    #: latency on a busy machine. The loop waits for them, store reads included (a SQLite store
+    #: locked by a writer holds it up to SQLite's 5 s busy timeout); 0 sends everything to a
+    #: thread.
+    inline_max_ids: int = Field(default=10, ge=0)
     #: Loading the champions from an HTTP registry (start-up, ``/reload``, batch): seconds a
     #: registry call may stay silent, and retries of a failed call. A hung or unreachable registry
     #: then fails the load within about (retries + 1) x timeout and ``/reload`` answers 503 with
     #: the models in use kept (MLflow's own defaults wait 120 s per call and retry 7 times).
     registry_timeout_seconds: int = Field(default=5, ge=1)
     registry_max_retries: int = Field(default=1, ge=0)
-    #: Reason codes returned per explanation.
-    top_k: int = Field(default=5, ge=1, le=50)
+    #: Reason codes returned per explanation (at most: fewer when fewer families push that way).
+    #: Four by default: adverse-action practice gives the principal reasons, no more than four.
+    top_k: int = Field(default=4, ge=1, le=50)
+    #: Reasons /explain gives unless asked otherwise: those that raise the score (for credit risk
+    #: the principal reasons of an adverse-action notice), those that lower it, or both by size.
+    reason_direction: Literal["raises", "lowers", "both"] = "raises"
+    #: Attributes never given as a reason, per model (they still count in the contributions).
+    #: Credit risk: a notice must not state age, where someone lives or what they do for a living
+    #: as why credit was refused (age and region are protected grounds or close proxies for them
+    #: under equal-credit rules; occupation is a proxy for both).
+    never_reasons: dict[str, list[str]] = {"credit_risk": ["age_years", "region", "occupation"]}
     #: Credit products are neither the next best product nor on a target list above this PD.
     max_pd: float = Field(default=0.10, gt=0, le=1)
     #: Yearly profit contribution of a customer (tiers): margins on what they hold today.

@@ -1,8 +1,19 @@
-"""Online feature vectors for serving, from the online store (SQLite or Redis)."""
+"""Online feature vectors for serving, from the online store (SQLite or Redis).
+
+Two ways to read the same values:
+
+* :func:`get_online_features` — Feast's ``get_online_features`` as a pandas frame, one feature
+  service at a time (``crmscore features get``, tests);
+* :class:`OnlineReader` — the scoring path: the provider's ``online_read`` once per feature view,
+  decoded straight into a :class:`FeatureRows` float matrix, with no pandas and none of Feast's
+  response building (a tenth of the time for one customer).
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache, cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -56,3 +67,211 @@ def _feature_service(store: FeatureStore, service: str) -> FeatureService:
     """The registered service object, kept: Feast caches request plans per service object, and
     decoding it from the registry costs more than an online read."""
     return store.get_feature_service(service)
+
+
+# --- feature vectors as a matrix ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureLayout:
+    """Which column of a :class:`FeatureRows` holds which feature: numeric features are columns
+    of one float64 matrix, text features (segment, region, ...) object arrays of their own.
+
+    One layout is shared by every block a reader produces, so positions computed for a model's
+    feature list are computed once (:meth:`positions`)."""
+
+    numeric: tuple[str, ...]
+    text: tuple[str, ...] = ()
+    _positions: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.numeric)}
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.numeric, *self.text]
+
+    def positions(self, names: Sequence[str]) -> np.ndarray:
+        """Column numbers of numeric ``names`` in the matrix (KeyError naming a missing one)."""
+        key = tuple(names)
+        found = self._positions.get(key)
+        if found is None:
+            missing = [n for n in key if n not in self.index]
+            if missing:
+                raise KeyError(f"no numeric feature column {missing[:10]} in the feature rows")
+            found = self._positions[key] = np.asarray([self.index[n] for n in key], dtype=np.intp)
+        return found
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> FeatureLayout:
+        """The layout of store features ``names`` (text features by the catalogue's kinds)."""
+        names = list(dict.fromkeys(names))
+        text = _text_features()
+        return cls(
+            numeric=tuple(n for n in names if n not in text),
+            text=tuple(n for n in names if n in text),
+        )
+
+
+@cache
+def _text_features() -> frozenset[str]:
+    """Store features holding text (the catalogue's ``string`` kind)."""
+    from features.views import GROUPS
+
+    return frozenset(f.name for g in GROUPS for f in g.features if f.kind == "string")
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """Feature vectors of ``n`` customers: ids, a float64 matrix of the numeric features (NaN =
+    missing) and the text features as object arrays (None = missing).
+
+    What the compiled models (:mod:`training.compiled_model`) and the business rules read; the
+    pandas frame of the same values is :meth:`to_frame`."""
+
+    customer_ids: list[int | None]
+    numeric: np.ndarray
+    layout: FeatureLayout
+    text: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.customer_ids)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """One feature's column: float64 for numeric features, object for text."""
+        if name in self.text:
+            return self.text[name]
+        return self.numeric[:, self.layout.index[name]]
+
+    def take(self, rows: np.ndarray | list[int]) -> FeatureRows:
+        """The rows at positions (or boolean mask) ``rows``, in that order."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        return FeatureRows(
+            customer_ids=[self.customer_ids[i] for i in rows],
+            numeric=self.numeric[rows],
+            layout=self.layout,
+            text={name: column[rows] for name, column in self.text.items()},
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """``customer_id`` + every feature in layout order, with the model dtypes of
+        :func:`features.catalog.as_model_dtypes` (the frame the pandas scoring path reads)."""
+        columns: dict[str, object] = {
+            JOIN_KEY: pd.array(self.customer_ids, dtype="Int64"),
+            **{name: self.numeric[:, i] for i, name in enumerate(self.layout.numeric)},
+            **self.text,
+        }
+        return pd.DataFrame(columns)[[JOIN_KEY, *self.layout.names]]
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, layout: FeatureLayout) -> FeatureRows:
+        """The rows of a frame holding ``customer_id`` and every feature of ``layout``."""
+        block = frame[list(layout.numeric)]
+        odd = {
+            name: pd.to_numeric(block[name], errors="coerce")
+            for name in layout.numeric
+            if not pd.api.types.is_numeric_dtype(block[name])
+        }
+        if odd:
+            block = block.assign(**odd)
+        text = {}
+        for name in layout.text:
+            values = frame[name].astype(object).to_numpy(copy=True)
+            values[pd.isna(values)] = None
+            text[name] = values
+        ids = frame[JOIN_KEY].astype(object).where(frame[JOIN_KEY].notna(), None).tolist()
+        return cls(
+            customer_ids=[None if i is None else int(i) for i in ids],
+            numeric=np.ascontiguousarray(block.to_numpy(dtype=np.float64, na_value=np.nan)),
+            layout=layout,
+            text=text,
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[FeatureRows], layout: FeatureLayout) -> FeatureRows:
+        """``parts`` (all of ``layout``) one after the other."""
+        return cls(
+            customer_ids=[i for part in parts for i in part.customer_ids],
+            numeric=np.concatenate(
+                [part.numeric for part in parts] or [np.empty((0, len(layout.numeric)))]
+            ),
+            layout=layout,
+            text={
+                name: np.concatenate([part.text[name] for part in parts] or [np.empty(0, object)])
+                for name in layout.text
+            },
+        )
+
+
+class OnlineReader:
+    """Reads store features ``names`` for customer ids into :class:`FeatureRows`, through the
+    Feast provider's ``online_read``: one call per feature view holding any of them.
+
+    Values are those :func:`get_online_features` returns (the same store rows, decoded from the
+    same protobuf values); a customer with no row in any view is unknown. A read error (store
+    locked, unreachable, missing table) propagates: the caller decides what it means."""
+
+    def __init__(self, store: FeatureStore, names: Iterable[str]) -> None:
+        from features.catalog import view_of
+
+        self.store = store
+        self.layout = FeatureLayout.of(names)
+        by_view: dict[str, list[str]] = {}
+        for name in self.layout.names:
+            by_view.setdefault(view_of(name), []).append(name)
+        # (feature view, its features we read, their numeric columns, text names): decoded
+        # from the registry once, here, never per request.
+        self.plan = []
+        for view_name, wanted in by_view.items():
+            view = store.get_feature_view(view_name)
+            numeric = [(n, self.layout.index[n]) for n in wanted if n in self.layout.index]
+            text = [n for n in wanted if n not in self.layout.index]
+            self.plan.append((view, wanted, numeric, text))
+
+    def stamp(self) -> tuple[int, int]:
+        """Changes whenever the store may hold other values: Feast rewrites its registry file at
+        every ``feast apply`` and as each view's materialisation completes. For caches of what
+        the store holds (the book of scores behind /targets)."""
+        from pathlib import Path
+
+        stat = Path(self.store.config.registry.path).stat()
+        return stat.st_mtime_ns, stat.st_size
+
+    def read(self, customer_ids: Sequence[int]) -> tuple[FeatureRows, list[int]]:
+        """``(rows of the known ids in request order, unknown ids)``."""
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        ids = [int(i) for i in customer_ids]
+        n = len(ids)
+        keys = [EntityKey(join_keys=[JOIN_KEY], entity_values=[Value(int64_val=i)]) for i in ids]
+        numeric = np.full((n, len(self.layout.numeric)), np.nan)
+        text = {name: np.full(n, None, dtype=object) for name in self.layout.text}
+        found = np.zeros(n, dtype=bool)
+        provider, config = self.store.provider, self.store.config
+        for view, wanted, numeric_plan, text_plan in self.plan:
+            rows = provider.online_read(
+                config=config, table=view, entity_keys=keys, requested_features=list(wanted)
+            )
+            for i, (_, values) in enumerate(rows):
+                if not values:
+                    continue
+                found[i] = True
+                row = numeric[i]
+                for name, column in numeric_plan:
+                    value = values.get(name)
+                    kind = value.WhichOneof("val") if value is not None else None
+                    if kind is not None:
+                        row[column] = getattr(value, kind)
+                for name in text_plan:
+                    value = values.get(name)
+                    if value is not None and value.WhichOneof("val") is not None:
+                        text[name][i] = getattr(value, value.WhichOneof("val"))
+        unknown = [i for i, known in zip(ids, found, strict=True) if not known]
+        if len(unknown) == 0:
+            return FeatureRows(ids, numeric, self.layout, text), []
+        kept = FeatureRows(ids, numeric, self.layout, text).take(found)
+        return kept, unknown

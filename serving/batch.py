@@ -1,5 +1,5 @@
-"""Batch scoring: every customer through the same feature reads and the same :func:`score_frame`
-as ``POST /score``, written atomically as Parquet or CSV.
+"""Batch scoring: every customer through the same feature rows and the same
+:func:`~serving.scoring.score_rows` as ``POST /score``, written atomically as Parquet or CSV.
 """
 
 from __future__ import annotations
@@ -7,13 +7,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from crmscore.settings import ServingSettings
 from serving.champions import Champions
 from serving.feature_source import OnlineFeatures
-from serving.scoring import score_frame
+from serving.scoring import Scores, score_rows
+
+if TYPE_CHECKING:
+    from features.online import FeatureRows
 
 OUTPUT_FORMATS = (".parquet", ".csv")
 
@@ -151,16 +155,16 @@ def score_chunks(
     settings: ServingSettings,
     chunk: int,
     progress: Callable[[int], None] | None = None,
-) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, list[int]]]:
+) -> Iterator[tuple[FeatureRows, Scores, list[int]]]:
     """``(features, scores, unknown ids)`` per chunk of ``chunk`` customers: the whole book is
     never in memory at once."""
     for start in range(0, len(customer_ids), chunk):
         ids = customer_ids[start : start + chunk]
-        features, unknown = source.fetch(ids)
-        scores = score_frame(champions, features, settings) if len(features) else pd.DataFrame()
+        rows, unknown = source.fetch(ids)
+        scores = score_rows(champions, rows, settings)
         if progress:
             progress(len(ids))
-        yield features, scores, unknown
+        yield rows, scores, unknown
 
 
 def score_customers(
@@ -170,14 +174,19 @@ def score_customers(
     settings: ServingSettings,
     chunk: int | None = None,
     progress: Callable[[int], None] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, list[int]]:
-    """``(features, scores, unknown ids)`` for ``customer_ids`` (scores row-aligned to features),
-    read ``chunk`` customers at a time (default ``settings.batch_chunk``: online key lookups)."""
+) -> tuple[FeatureRows, Scores, list[int]]:
+    """``(features, scores, unknown ids)`` for ``customer_ids`` (row-aligned), features read
+    ``chunk`` customers at a time (default ``settings.batch_chunk``) and scored in one pass."""
+    from features.online import FeatureRows
+
     chunk = chunk or settings.batch_chunk
-    parts = list(score_chunks(champions, source, customer_ids, settings, chunk, progress))
-    scored = [(f, s) for f, s, _ in parts if len(f)]
-    unknown = [i for _, _, missing in parts for i in missing]
-    if not scored:
-        return pd.DataFrame(), pd.DataFrame(), unknown
-    features = pd.concat([f for f, _ in scored], ignore_index=True)
-    return features, pd.concat([s for _, s in scored], ignore_index=True), unknown
+    parts, unknown = [], []
+    for start in range(0, len(customer_ids), chunk):
+        ids = customer_ids[start : start + chunk]
+        rows, missing = source.fetch(ids)
+        parts.append(rows)
+        unknown.extend(missing)
+        if progress:
+            progress(len(ids))
+    rows = FeatureRows.concat(parts, source.layout)
+    return rows, score_rows(champions, rows, settings), unknown

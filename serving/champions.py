@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from serving.errors import Unavailable
 
 if TYPE_CHECKING:
+    from training.compiled_model import CompiledModel
     from training.registry import LoadedModel
 
 #: The models serving needs, by their short names (``models.MODELS``).
@@ -30,6 +31,14 @@ class Champions:
 
     models: dict[str, LoadedModel]
     loaded_at: float = field(default_factory=time.time)
+    #: Each champion compiled for array scoring (:mod:`training.compiled_model`), once per load.
+    compiled: dict[str, CompiledModel] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from training.compiled_model import CompiledModel
+
+        compiled = {name: CompiledModel.of(m.scoring_model) for name, m in self.models.items()}
+        object.__setattr__(self, "compiled", compiled)
 
     def __getitem__(self, name: str) -> LoadedModel:
         try:
@@ -57,10 +66,11 @@ class Champions:
         }
 
     def feature_names(self) -> list[str]:
-        """Every store feature any of the models reads, in first-seen order (no key inputs)."""
+        """Every store feature any of the models reads, in first-seen order: no key inputs, and
+        the columns product-aligned inputs are read from instead of the aligned names."""
         seen: dict[str, None] = {}
-        for model in self.models.values():
-            seen.update(dict.fromkeys(f for f in model.features if f not in KEY_INPUTS))
+        for model in self.compiled.values():
+            seen.update(dict.fromkeys(model.store_features))
         return list(seen)
 
 

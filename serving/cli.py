@@ -13,6 +13,8 @@ from pathlib import Path
 
 import typer
 
+from crmscore.schema import CROSS_SELL_PRODUCTS, REGIONS, SEGMENTS
+
 
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
@@ -117,9 +119,9 @@ def score(
             for _, scores, missing in chunks:
                 unknown += len(missing)
                 if len(scores):
-                    table.write(scores)
+                    table.write(scores.to_frame())
                     scored += len(scores)
-                    tiers.update(scores["tier"])
+                    tiers.update(scores.tiers.tier.tolist())
     except ServingError as error:
         _fail(str(error))
     seconds = time.perf_counter() - started
@@ -133,7 +135,7 @@ def score(
 
 
 def targets(
-    product: str = typer.Option(..., help="Product to offer (a cross-sell product of bank.yaml)."),
+    product: str = typer.Option(..., help=f"Product to offer: {', '.join(CROSS_SELL_PRODUCTS)}."),
     top: int = typer.Option(..., help="How many customers to list (N >= 1)."),
     out: Path = typer.Option(..., help="Output file: .parquet or .csv (written atomically)."),
     exclude_pd_above: float = typer.Option(
@@ -142,15 +144,10 @@ def targets(
     contacted_within_days: int = typer.Option(
         None, help="Drop customers contacted by a campaign in the last K days."
     ),
-    segment: list[str] = typer.Option(None, help="Keep only these segments (bank.yaml)."),
-    region: list[str] = typer.Option(None, help="Keep only these regions (bank.yaml)."),
+    segment: list[str] = typer.Option(None, help=f"Keep only these segments: {SEGMENTS}."),
+    region: list[str] = typer.Option(None, help=f"Keep only these regions: {REGIONS}."),
     min_propensity: float = typer.Option(0.0, help="Drop customers below this propensity."),
     include_holders: bool = typer.Option(False, help="Keep customers who already hold it."),
-    assume_consent: bool = typer.Option(
-        False,
-        help="The data has no consent column and you vouch that these customers may be "
-        "contacted (otherwise such a list is refused).",
-    ),
     reasons: int = typer.Option(3, min=0, max=10, help="Reason sentences per customer."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -175,7 +172,6 @@ def targets(
         regions=tuple(region or ()),
         min_propensity=min_propensity,
         reasons=reasons,
-        assume_consent=assume_consent,
     )
     try:
         query.validate()
@@ -184,11 +180,8 @@ def targets(
     out = _check_out(out)
     champions, source = _load(snapshot=True)
     features, scores, _, total = _score_everyone(champions, source, progress)
-    try:
-        ranked, excluded = select_targets(query, features, scores, settings)
-    except InvalidRequest as error:
-        _fail(f"--{error.field.replace('_', '-')}: {error}" if error.field else str(error))
-    ranked = with_reasons(ranked, features, champions.cross_sell, reasons)
+    ranked, excluded = select_targets(query, features, scores, settings)
+    ranked = with_reasons(ranked, features, champions.compiled["cross_sell"], reasons)
     write_table(ranked, out)
     typer.echo(f"{len(ranked):,} customers for {product} -> {out} (scored {total:,})")
     for reason, count in excluded.items():
@@ -201,7 +194,10 @@ def explain(
     product: str = typer.Option(
         None, help="Offer to explain for cross_sell [default: the next best product]."
     ),
-    top_k: int = typer.Option(None, min=1, max=50, help="Reason codes [default: settings]."),
+    top_k: int = typer.Option(None, min=1, max=50, help="Reasons per model [default: settings]."),
+    direction: str = typer.Option(
+        None, help="Reasons that raise the score, lower it, or both [default: settings]."
+    ),
     html: Path = typer.Option(None, help="Also write the HTML report (scores, reasons, plots)."),
 ) -> None:
     """One customer's scores and reason codes (the risk officer's report).
@@ -212,31 +208,33 @@ def explain(
     from rich.console import Console
     from rich.table import Table
 
-    from crmscore.contract import current_contract
     from crmscore.settings import get_settings
     from serving.champions import MODEL_NAMES
-    from serving.explain import explain_rows, format_value
-    from serving.scoring import score_frame
+    from serving.explain import ReasonPolicy, explain_rows, format_value
+    from serving.scoring import score_rows
 
     if model is not None and model not in MODEL_NAMES:
         _fail(f"--model: unknown model {model!r}; expected one of {list(MODEL_NAMES)}")
-    offers = current_contract().cross_sell_products
-    if product is not None and product not in offers:
-        _fail(f"--product: unknown product {product!r}; expected one of {list(offers)}")
+    if product is not None and product not in CROSS_SELL_PRODUCTS:
+        _fail(
+            f"--product: unknown product {product!r}; expected one of {list(CROSS_SELL_PRODUCTS)}"
+        )
+    if direction is not None and direction not in ("raises", "lowers", "both"):
+        _fail(f"--direction: {direction!r}; expected raises, lowers or both")
     if html is not None and html.suffix.lower() not in (".html", ".htm"):
         _fail(f"--html {html}: use a .html file name")
     settings = get_settings().serving
     champions, source = _load()
-    features, unknown = source.fetch([customer_id])
+    rows, unknown = source.fetch([customer_id])
     if unknown:
         _fail(f"customer {customer_id} is not in the online store")
-    score = score_frame(champions, features, settings).iloc[0]
-    offer = product or score["next_best_product"] or offers[0]
+    score = score_rows(champions, rows, settings).to_frame().iloc[0]
+    offer = product or score["next_best_product"] or CROSS_SELL_PRODUCTS[0]
     explanations = [
         explain_rows(
-            champions[name],
-            features,
-            top_k or settings.top_k,
+            champions.compiled[name],
+            rows,
+            ReasonPolicy.of(name, top_k, direction),
             offer if name == "cross_sell" else None,
         )[0]
         for name in ([model] if model else MODEL_NAMES)
@@ -253,14 +251,19 @@ def explain(
     for e in explanations:
         title = f"{e.model}" + (f" ({e.product})" if e.product else "")
         table = Table(title=f"{title}: probability {e.probability:.2%}", title_justify="left")
-        for header in ("feature", "value", "contribution", "reason"):
+        for header in ("code", "reason", "contribution", "feature", "value", "sentence"):
             table.add_column(
                 header, justify="right" if header in ("value", "contribution") else "left"
             )
         for r in e.reasons:
             colour = "red" if r.contribution > 0 else "green"
             table.add_row(
-                r.feature, format_value(r.value), f"[{colour}]{r.contribution:+.3f}[/]", r.sentence
+                r.code,
+                r.text,
+                f"[{colour}]{r.contribution:+.3f}[/]",
+                r.feature,
+                format_value(r.value),
+                r.sentence,
             )
         console.print(table)
     if html is not None:

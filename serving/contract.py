@@ -1,12 +1,16 @@
 """The HTTP contract as published and as answered: the OpenAPI document and the 4xx error bodies.
 
-BentoML 1.4 generates both, with three gaps this module closes (see tests/test_reliability.py):
+BentoML 1.4 generates both, with gaps this module closes (see tests/test_reliability.py and
+tests/test_serving.py's generated client):
 
 * its document says ``openapi: 3.0.2`` but holds pydantic 2's JSON Schema 2020-12 (``type: null``
   branches, numeric ``exclusiveMinimum``), which is OpenAPI 3.1: it is declared 3.1.0;
 * it replaces a top-level ``anyOf`` of a request or response by its first branch, so optional
   fields (``/explain``'s ``product``, ``points``) are published non-nullable: the model's own
   property schemas are put back;
+* it declares 400/404/500 for every operation, and not 401/403/413/503 (so a generated client has
+  no typed error for them), and names bodies ``score__Input`` or ``ScoreResponseIODescriptor``:
+  each operation gets the statuses it answers with one ``Error`` body, and readable names;
 * a payload that fails pydantic validation gets BentoML's ``{"error", "detail": [...]}`` (and its
   other 4xx a one-element list), not the service's ``{"error", "field"}``:
   :class:`ContractMiddleware` rewrites those bodies and serves the corrected document.
@@ -26,20 +30,40 @@ Send = Callable[[Message], Awaitable[None]]
 #: BentoML's components are keyed by model name: the same template keeps our ``$ref``s valid.
 REF_TEMPLATE = "#/components/schemas/{model}"
 DOCUMENT_PATH = "/docs.json"
-#: Error bodies, every status: ``field`` names where the problem is (absent for 401/403/5xx).
-ERROR_PROPERTIES = {
-    "error": {"type": "string", "title": "Message", "description": "What is wrong."},
-    "field": {
-        "type": "string",
-        "title": "Field",
-        "description": "Where: the payload path, e.g. customer_ids[1] or rows[0].segment.",
+#: The one error body, every status: ``field`` names where the problem is (absent for 401/403/5xx).
+ERROR_SCHEMA = {
+    "type": "object",
+    "title": "Error",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string", "title": "Message", "description": "What is wrong."},
+        "field": {
+            "type": "string",
+            "title": "Field",
+            "description": "Where: the payload path, e.g. customer_ids[1] or rows[0].segment.",
+        },
     },
 }
-#: Error components BentoML publishes (with a ``detail`` no answer carries) -> required keys.
-ERROR_COMPONENTS = {
-    "InvalidArgument": ["error", "field"],
-    "NotFound": ["error"],
-    "InternalServerError": ["error"],
+#: BentoML's tag for service APIs ("Service APIs": a client module ``service_ap_is``), and ours.
+BENTOML_TAG = "Service APIs"
+SCORING_TAG = {"name": "scoring", "description": "Scores, reason codes and target lists."}
+#: What each error status means.
+ERROR_STATUSES = {
+    400: "Malformed payload or a request that cannot be answered; `field` says where.",
+    401: "No API key, or a key the settings do not know.",
+    403: "The key's role may not call this endpoint.",
+    404: "The customer is not in the online store.",
+    413: "More items than serving.max_batch; the error says the limit.",
+    500: "A bug: nothing internal is shown; the server log has the details.",
+    503: "Models or feature store unavailable (or a reload failed); the error says which and why.",
+}
+#: The statuses each endpoint can answer besides 200 (every endpoint is protected: 401/403).
+ENDPOINT_ERRORS = {
+    "score": (400, 401, 403, 413, 500, 503),
+    "explain": (400, 401, 403, 404, 500, 503),
+    "score_features": (400, 401, 403, 413, 500, 503),
+    "targets": (400, 401, 403, 500, 503),
+    "reload": (400, 401, 403, 500, 503),
 }
 
 
@@ -55,31 +79,80 @@ def _restore_optional_properties(schema: dict[str, Any], model: Any) -> None:
             properties[name] = prop
 
 
+def _component(schemas: dict[str, Any], name: str, schema: dict[str, Any]) -> dict[str, str]:
+    """Store ``schema`` as component ``name``; the ``$ref`` that points at it."""
+    schemas[name] = {**schema, "title": name}
+    return {"$ref": REF_TEMPLATE.format(model=name)}
+
+
+def _referenced(document: dict[str, Any]) -> set[str]:
+    """Names of the components some ``$ref`` reaches from the paths (transitively)."""
+    schemas = document.get("components", {}).get("schemas", {})
+    found: set[str] = set()
+    pending = [document["paths"]]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            name = ref.rsplit("/", 1)[-1] if ref.startswith("#/components/schemas/") else None
+            if name and name not in found:
+                found.add(name)
+                pending.append(schemas.get(name, {}))
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return found
+
+
 def published_document(service: Any) -> dict[str, Any]:
-    """The OpenAPI document of a BentoML ``service``, self-consistent (3.1) and faithful to the
-    request/response models and to the error bodies the service sends."""
+    """The OpenAPI document of a BentoML ``service``, self-consistent (3.1) and faithful to what
+    the service answers: request and response bodies as components with readable names
+    (``ScoreRequest``, ``ScoreResponse``, ...: what generated clients call their classes), every
+    error status of :data:`ENDPOINT_ERRORS` with the :data:`ERROR_SCHEMA` body, and operation
+    ids named after the endpoints."""
+    from crmscore import __version__
+
     document = service.openapi_spec.asdict()
     document["openapi"] = "3.1.0"
+    document["info"] = {
+        "title": "crmscore",
+        "version": __version__,
+        "description": " ".join((service.inner.__doc__ or "").split()),
+    }
+    document["tags"] = [
+        SCORING_TAG,
+        *(t for t in document.get("tags", []) if t["name"] != BENTOML_TAG),
+    ]
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    error = _component(schemas, "Error", ERROR_SCHEMA)
     for path_item in document["paths"].values():
         for operation in path_item.values():
             method = service.apis.get(operation.get("x-bentoml-name", ""))
             if method is None:
                 continue
+            endpoint = operation["x-bentoml-name"]
+            operation["operationId"] = endpoint
+            operation["tags"] = [SCORING_TAG["name"]]
+            words = "".join(word.capitalize() for word in endpoint.split("_"))
             for media in operation.get("requestBody", {}).get("content", {}).values():
                 _restore_optional_properties(media["schema"], method.input_spec)
+                media["schema"] = _component(schemas, f"{words}Request", media["schema"])
+            responses = {}
             for status, response in operation["responses"].items():
                 if str(status) == "200":  # BentoML keys statuses by int until serialised
                     for media in response.get("content", {}).values():
                         _restore_optional_properties(media["schema"], method.output_spec)
-    schemas = document.get("components", {}).get("schemas", {})
-    for name, required in ERROR_COMPONENTS.items():
-        if name in schemas:
-            schemas[name] = {
-                **{k: v for k, v in schemas[name].items() if k not in ("properties", "required")},
-                "type": "object",
-                "required": required,
-                "properties": ERROR_PROPERTIES,
-            }
+                        name = method.output_spec.__name__.removesuffix("IODescriptor")
+                        media["schema"] = _component(schemas, name, media["schema"])
+                    responses["200"] = response
+            for status in ENDPOINT_ERRORS.get(endpoint, (400, 500)):
+                responses[str(status)] = {
+                    "description": ERROR_STATUSES[status],
+                    "content": {"application/json": {"schema": error}},
+                }
+            operation["responses"] = responses
+    used = _referenced(document)
+    document["components"]["schemas"] = {k: v for k, v in schemas.items() if k in used}
     return document
 
 

@@ -1,9 +1,10 @@
 """Reason codes: which features pushed one customer's score up or down, and by how much.
 
-Contributions are exact TreeSHAP values from LightGBM (``pred_contrib=True``) in the model's raw
-space, the log-odds of the booster: for every row, ``base_value + sum(contributions) == raw_score``
-(the calibrated probability is a monotone function of that raw score, so directions carry over).
-Each reason gets a sentence built from the feature's description in the feature store, e.g.
+Contributions are exact TreeSHAP values from LightGBM (``pred_contrib=True``) on the compiled
+model's float matrix, in the booster's raw space (log-odds): for every row,
+``base_value + sum(contributions) == raw_score`` (the calibrated probability is a monotone
+function of that raw score, so directions carry over). Each reason gets a sentence built from the
+feature's description in the feature store, e.g.
 "Days since the last salary credit is 62: raises churn risk."
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
-from serving.champions import KEY_INPUTS
+if TYPE_CHECKING:
+    from features.online import FeatureRows
+    from training.compiled_model import CompiledModel
 
 #: What a positive contribution raises, per model (the cross-sell phrase takes the product).
 OUTCOMES = {
@@ -28,12 +31,17 @@ OUTCOMES = {
 
 @dataclass(frozen=True)
 class ReasonCode:
-    """One feature's push on one score: ``contribution`` > 0 raises it (log-odds)."""
+    """One reason family's push on one score (:mod:`serving.reasons`): its stable ``code`` and
+    ``text``, the summed ``contribution`` of its ``features`` (log-odds, > 0 raises the score),
+    and the family's leading feature with its value and the generated ``sentence``."""
 
+    code: str
+    text: str
     feature: str
     value: float | str | None
     contribution: float
     sentence: str
+    features: list[str]
 
 
 @dataclass(frozen=True)
@@ -49,66 +57,64 @@ class Explanation:
     contributions: dict[str, float]
     values: dict[str, float | str | None]
     reasons: list[ReasonCode]
+    #: Summed contribution of the attributes never given as reasons (``never_reasons``).
+    withheld: float = 0.0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict; the reasons as dicts too (shallow: ``asdict`` would deep-copy
+        every contribution, a tenth of an /explain's time)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["reasons"] = [{f.name: getattr(r, f.name) for f in fields(r)} for r in self.reasons]
+        return out
 
 
-def contributions(model, frame: pd.DataFrame) -> tuple:
-    """``(contributions, base values, raw scores, model inputs)`` for every row of ``frame``.
+@dataclass(frozen=True)
+class Contributions:
+    """TreeSHAP of ``n`` rows: ``matrix`` (rows x inputs), the base value and the booster's raw
+    score of each row (predicted on its own, so additivity is a check, not a tautology), and the
+    probability the model gives (calibrated where it calibrates)."""
 
-    ``model inputs`` is the prepared matrix: the values the booster saw, derived inputs included.
-
-    The raw score is predicted separately by the booster (not summed from the contributions), so
-    the additivity ``base + sum(contributions) == raw`` is a real check, not a tautology.
-    """
-    prepared = model.prepare(frame)
-    matrix = np.asarray(model.booster.predict(prepared, pred_contrib=True))
-    raw = np.asarray(model.booster.predict(prepared, raw_score=True))
-    return (
-        pd.DataFrame(matrix[:, :-1], columns=model.features, index=frame.index),
-        matrix[:, -1],
-        raw,
-        prepared,
-    )
+    matrix: np.ndarray
+    base: np.ndarray
+    raw: np.ndarray
+    probability: np.ndarray
 
 
-def shown_values(
-    model, frame: pd.DataFrame, inputs: pd.DataFrame, product: str | None
-) -> pd.DataFrame:
-    """``inputs`` with every numeric value read back from ``frame`` (the store's float64) instead
-    of the float32 the booster is fed: a reason must quote the customer's data exactly. Aligned
-    inputs (``int_page_views_offered_3m``) quote the offered product's column."""
-    alignment = getattr(model.scoring_model, "alignment", {}) or {}
-    shown = inputs.astype(object)
-    for name in inputs.columns:
-        if name in model.categories or name in KEY_INPUTS:
-            continue
-        source = name if name in frame.columns else alignment.get(name, {}).get(product)
-        if source in frame.columns:
-            values = pd.to_numeric(frame[source], errors="coerce")
-            shown[name] = values.to_numpy(dtype=float, na_value=np.nan)
-    return shown
+def contributions(model: CompiledModel, rows: FeatureRows, product: str | None) -> Contributions:
+    """:class:`Contributions` of ``model`` for ``rows`` (``product``: the cross-sell offer)."""
+    matrix = model.matrix(rows, None if model.key is None else [product])
+    shap = model.contributions(matrix)
+    return Contributions(shap[:, :-1], shap[:, -1], model.raw_score(matrix), model.predict(matrix))
 
 
-def _plain(value) -> float | str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    return value
+def shown_values(model: CompiledModel, rows: FeatureRows, product: str | None) -> list[list]:
+    """Per row, the value of every input as a reason quotes it: the store's float64 (not the
+    float32 the booster is fed: a reason must quote the customer's data exactly), the text of a
+    categorical (None when the model never saw it), the offer for the key, and for an aligned
+    input (``int_page_views_offered_3m``) the offered product's column."""
+    columns = []
+    for feature in model.features:
+        if feature == model.key:
+            columns.append([product] * len(rows))
+        elif feature in model.codes:
+            levels = model.codes[feature]
+            columns.append([v if v in levels else None for v in rows[feature]])
+        else:
+            source = model.alignment.get(feature, {}).get(product, feature)
+            values = rows[source] if source in rows.layout.index else np.full(len(rows), np.nan)
+            columns.append([None if v != v else v for v in values.tolist()])
+    return [list(row) for row in zip(*columns, strict=True)] if columns else [[]] * len(rows)
 
 
 def format_value(value) -> str:
-    value = _plain(value)
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "unknown"
     if isinstance(value, float):
         return f"{value:,.0f}" if value.is_integer() or abs(value) >= 100 else f"{value:,.2f}"
     return str(value)
 
 
-def describe_input(model, feature: str, product: str | None) -> str:
+def describe_input(model: CompiledModel, feature: str, product: str | None) -> str:
     """What ``feature`` measures, from the feature store's description.
 
     Inputs the model derives itself (cross-sell's product-aligned columns, e.g.
@@ -117,18 +123,20 @@ def describe_input(model, feature: str, product: str | None) -> str:
     """
     from features.catalog import describe
 
-    if feature in KEY_INPUTS:
+    if feature == model.key:
         return "The product offered"
     try:
         return describe(feature)
     except KeyError:
-        sources = getattr(model.scoring_model, "alignment", {}).get(feature, {})
+        sources = model.alignment.get(feature, {})
         if product in sources:
             return describe(sources[product])
         return feature.replace("_", " ").capitalize()
 
 
-def sentence(feature: str, value, contribution: float, model, product: str | None) -> str:
+def sentence(
+    feature: str, value, contribution: float, model: CompiledModel, product: str | None
+) -> str:
     """``"<what the feature measures> is <value>: raises|lowers <outcome>."``"""
     # The first clause, without a trailing aside: "Days since the last salary credit".
     text = describe_input(model, feature, product)
@@ -140,61 +148,109 @@ def sentence(feature: str, value, contribution: float, model, product: str | Non
     return f"{head} is {format_value(value)}: {verb} {outcome}."
 
 
-def reason_codes(
-    model, row: pd.Series, contribution: pd.Series, top_k: int, product: str | None = None
-) -> list[ReasonCode]:
-    """The ``top_k`` largest contributions by absolute size, with their values and sentences.
+Direction = Literal["raises", "lowers", "both"]
 
-    Key inputs (the product a cross-sell score is for) are left out: they say what was asked, not
-    why this customer scores as they do. They still count in ``contributions``.
-    """
-    order = (
-        contribution.drop(labels=[k for k in KEY_INPUTS if k in contribution.index])
-        .abs()
-        .sort_values(ascending=False, kind="stable")
-        .index[:top_k]
-    )
-    return [
-        ReasonCode(
-            feature=name,
-            value=_plain(row[name]),
-            contribution=float(contribution[name]),
-            sentence=sentence(name, row[name], float(contribution[name]), model, product),
+
+@dataclass(frozen=True)
+class ReasonPolicy:
+    """Which reasons an explanation gives: at most ``top_k`` families pushing the score in
+    ``direction`` (``both``: either way, by size), never the ``withheld`` attributes."""
+
+    top_k: int
+    direction: Direction = "raises"
+    withheld: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(
+        cls, model: str, top_k: int | None = None, direction: Direction | None = None
+    ) -> ReasonPolicy:
+        """The configured policy for ``model`` (``serving`` settings), with these overrides."""
+        from crmscore.settings import get_settings
+
+        settings = get_settings().serving
+        return cls(
+            top_k=top_k or settings.top_k,
+            direction=direction or settings.reason_direction,
+            withheld=frozenset(settings.never_reasons.get(model, ())),
         )
-        for name in order
-        if contribution[name] != 0
-    ]
+
+
+def reason_codes(
+    model: CompiledModel,
+    values: dict[str, float | str | None],
+    contribution: dict[str, float],
+    policy: ReasonPolicy,
+    product: str | None = None,
+) -> list[ReasonCode]:
+    """The principal reasons: contributions summed per reason family, the families pushing in
+    the policy's direction ranked by size (ties: by code), at most ``top_k`` of them.
+
+    Left out: the key input (the product a cross-sell score is for: it says what was asked, not
+    why this customer scores as they do) and the withheld attributes. Both still count in
+    ``contributions``. A family is named by its leading feature (the one pushing hardest its
+    way), whose value and sentence the reason quotes."""
+    from serving.reasons import family_of
+
+    families: dict[str, list[tuple[str, float]]] = {}
+    for feature, c in contribution.items():
+        if feature != model.key and feature not in policy.withheld and c != 0:
+            families.setdefault(family_of(feature).code, []).append((feature, c))
+    sign = {"raises": 1.0, "lowers": -1.0, "both": 0.0}[policy.direction]
+    ranked = []
+    for code, members in families.items():
+        total = math.fsum(c for _, c in members)
+        if total == 0 or total * sign < 0:
+            continue
+        way = 1.0 if total > 0 else -1.0
+        lead, _ = max(members, key=lambda m: m[1] * way)  # first of equals: input order
+        ranked.append((-abs(total), code, total, lead, [f for f, _ in members]))
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    out = []
+    for _, code, total, lead, members in ranked[: policy.top_k]:
+        family = family_of(lead)
+        out.append(
+            ReasonCode(
+                code=code,
+                text=family.text,
+                feature=lead,
+                value=values[lead],
+                contribution=total,
+                sentence=sentence(lead, values[lead], total, model, product),
+                features=members,
+            )
+        )
+    return out
 
 
 def explain_rows(
-    model, features: pd.DataFrame, top_k: int, product: str | None = None
+    model: CompiledModel,
+    rows: FeatureRows,
+    policy: ReasonPolicy | None = None,
+    product: str | None = None,
 ) -> list[Explanation]:
-    """Explanations for every row of ``features`` (``customer_id`` + the model's features).
-
-    For the cross-sell model ``product`` is the offer being explained (a model input).
-    """
-    frame = features.reset_index(drop=True).copy()
-    if "product" in model.features:
-        if product is None:
-            raise ValueError("the cross_sell model explains one product: pass product=...")
-        frame["product"] = product
-    contrib, base, raw, inputs = contributions(model, frame)
-    shown = shown_values(model, frame, inputs, product)
-    probability = model.predict_proba(frame)
+    """Explanations for every one of ``rows`` (reasons chosen by ``policy``, default: the
+    configured one); for the cross-sell model ``product`` is the offer explained (an input)."""
+    policy = policy or ReasonPolicy.of(model.name)
+    if model.key is not None and product is None:
+        raise ValueError(f"the {model.name} model explains one {model.key}: pass product=...")
+    found = contributions(model, rows, product)
+    shown = shown_values(model, rows, product)
     out = []
-    for i in range(len(frame)):
-        row = shown.iloc[i].astype(object)
+    for i, customer_id in enumerate(rows.customer_ids):
+        contribution = dict(zip(model.features, found.matrix[i].tolist(), strict=True))
+        values = dict(zip(model.features, shown[i], strict=True))
         out.append(
             Explanation(
                 model=model.name,
-                customer_id=int(frame.loc[i, "customer_id"]),
-                product=product if "product" in model.features else None,
-                probability=float(probability[i]),
-                raw_score=float(raw[i]),
-                base_value=float(base[i]),
-                contributions={k: float(v) for k, v in contrib.loc[i].items()},
-                values={k: _plain(v) for k, v in row.items()},
-                reasons=reason_codes(model, row, contrib.loc[i], top_k, product),
+                customer_id=int(customer_id),
+                product=product if model.key is not None else None,
+                probability=float(found.probability[i]),
+                raw_score=float(found.raw[i]),
+                base_value=float(found.base[i]),
+                contributions=contribution,
+                values=values,
+                reasons=reason_codes(model, values, contribution, policy, product),
+                withheld=math.fsum(contribution.get(f, 0.0) for f in policy.withheld),
             )
         )
     return out

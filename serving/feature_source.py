@@ -1,25 +1,29 @@
 """Feature vectors for scoring, read through Feast: online for requests, the offline snapshot for
-the whole book.
+the whole book. Both give :class:`~features.online.FeatureRows` (ids + a float matrix), so the
+same scoring code runs on either.
 
-One Feast call fetches everything a request needs: the inputs of all three champions plus the few
-attributes the business rules read (holdings, consent, last campaign contact, balances). Feature
-references are built from :mod:`features.catalog`, so serving never names a view by hand.
+One read fetches everything a request needs: the inputs of all three champions plus the few
+attributes the business rules read (holdings, consent, last campaign contact, balances).
 """
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
+from serving.catalogue import cross_sell_products, holding_feature
 from serving.errors import Unavailable
 
+if TYPE_CHECKING:
+    from features.online import FeatureRows
+
 JOIN_KEY = "customer_id"
-#: Features the business rules read (tiers, value, target-list exclusions), model inputs or not;
-#: a bank's data may lack some of them (the rules then say what they cannot do).
+#: Features the business rules read (tiers, value, target-list exclusions), model inputs or not.
 RULE_FEATURES: tuple[str, ...] = (
     "marketing_consent",
     "segment",
     "region",
     "prod_n_accounts",
+    "credit_n_accounts",
     "txn_deposit_balance",
     "credit_balance",
     "txn_card_spend_12m",
@@ -28,63 +32,48 @@ RULE_FEATURES: tuple[str, ...] = (
 
 
 def rule_features() -> list[str]:
-    """:data:`RULE_FEATURES` plus the holdings of every product the rules look at (offers and
-    credit products of the bank's contract)."""
-    from crmscore.contract import current_contract
-
-    contract = current_contract()
-    products = dict.fromkeys([*contract.cross_sell_products, *contract.credit_products])
-    return [*RULE_FEATURES, *(f"prod_holds_{p}" for p in products)]
+    """:data:`RULE_FEATURES` and the holding flag of every cross-sell product."""
+    return [*RULE_FEATURES, *(holding_feature(p) for p in cross_sell_products())]
 
 
 class OnlineFeatures:
-    """Reads ``names`` for a list of customer ids from the online store (SQLite or Redis)."""
+    """Reads ``names`` (+ the rule features) for customer ids from the online store (SQLite or
+    Redis) with :class:`features.online.OnlineReader`."""
 
     def __init__(self, names: list[str]) -> None:
-        self.store, served = self._connect()
-        views = {}
-        for name in dict.fromkeys([*names, *rule_features()]):
-            # Not a store feature: an input the model derives itself inside ``prepare`` (e.g.
-            # cross-sell's product-aligned columns), or a rule input the bank's data lacks. A
-            # truly missing model input still fails there.
-            if name in served:
-                views[name] = served[name]
-        self.names = list(views)
-        self.refs = [f"{view}:{name}" for name, view in views.items()]
+        from features.online import OnlineReader
+
+        self.store = self._connect()
+        try:
+            self.reader = OnlineReader(self.store, [*names, *rule_features()])
+        except Exception as error:  # a view missing from the registry: not applied yet
+            raise Unavailable(f"feature store unavailable: {error}") from error
+        self.layout = self.reader.layout
+        self.names = self.layout.names
 
     @staticmethod
     def _connect():
-        """The store, and which view serves each registered feature (from the registry)."""
         from features.store import get_store
 
         try:
             store = get_store()
-            views = store.list_feature_views()  # fails fast when the registry is missing
+            store.list_feature_views()  # fails fast when the registry is missing
         except Exception as error:
             raise Unavailable(f"feature store unavailable: {error}") from error
-        return store, {f.name: view.name for view in views for f in view.features}
+        return store
 
-    def fetch(self, customer_ids: list[int]) -> tuple[pd.DataFrame, list[int]]:
-        """``(frame, unknown)``: one row per known id in request order (``customer_id`` + every
-        feature, model dtypes) and the ids the store has nothing for."""
-        from features.catalog import as_model_dtypes
-
-        ids = [int(i) for i in customer_ids]
-        if not ids:
-            return pd.DataFrame(columns=[JOIN_KEY, *self.names]), []
-        frame = self._read(ids).reindex(columns=[JOIN_KEY, *self.names])
-        frame[JOIN_KEY] = ids
-        frame = as_model_dtypes(frame)
-        known = frame[self.names].notna().any(axis=1)  # no feature at all: an unknown customer
-        unknown = frame.loc[~known, JOIN_KEY].tolist()
-        return frame.loc[known].reset_index(drop=True), unknown
-
-    def _read(self, ids: list[int]) -> pd.DataFrame:
-        """One row per id, in order: the online store's key lookup."""
+    def stamp(self) -> object:
+        """Changes when the store may hold other values (see ``OnlineReader.stamp``)."""
         try:
-            return self.store.get_online_features(
-                features=self.refs, entity_rows=[{JOIN_KEY: i} for i in ids]
-            ).to_df()
+            return self.reader.stamp()
+        except OSError as error:
+            raise Unavailable(f"feature store unavailable: {error}") from error
+
+    def fetch(self, customer_ids: list[int]) -> tuple[FeatureRows, list[int]]:
+        """``(rows, unknown)``: one row per known id in request order and the ids the store has
+        nothing for. An unreadable store is :class:`Unavailable` with the store's reason."""
+        try:
+            return self.reader.read(customer_ids)
         except Exception as error:
             raise Unavailable(f"online feature store unavailable: {error}") from error
 
@@ -100,15 +89,27 @@ class SnapshotFeatures(OnlineFeatures):
 
     def __init__(self, names: list[str]) -> None:
         super().__init__(names)
+        import pandas as pd
+
         from features.materialize import latest_snapshot
 
         try:
             self.snapshot = pd.Timestamp(latest_snapshot())
         except Exception as error:
             raise Unavailable(f"feature snapshot unavailable: {error}") from error
+        self.refs = [
+            f"{view.name}:{name}" for view, wanted, _, _ in self.reader.plan for name in wanted
+        ]
 
-    def _read(self, ids: list[int]) -> pd.DataFrame:
-        """One row per id, in order: a point-in-time join at the snapshot."""
+    def fetch(self, customer_ids: list[int]) -> tuple[FeatureRows, list[int]]:
+        """``(rows, unknown)`` from one point-in-time join at the snapshot; a customer with no
+        feature value at all is unknown."""
+        import pandas as pd
+
+        from features.catalog import as_model_dtypes
+        from features.online import FeatureRows
+
+        ids = [int(i) for i in customer_ids]
         entities = pd.DataFrame({JOIN_KEY: ids, "event_timestamp": self.snapshot})
         try:
             joined = self.store.get_historical_features(
@@ -117,4 +118,9 @@ class SnapshotFeatures(OnlineFeatures):
         except Exception as error:
             raise Unavailable(f"offline feature store unavailable: {error}") from error
         features = joined.drop(columns="event_timestamp").drop_duplicates(JOIN_KEY)
-        return pd.DataFrame({JOIN_KEY: ids}).merge(features, how="left")
+        frame = pd.DataFrame({JOIN_KEY: ids}).merge(features, how="left")
+        frame = as_model_dtypes(frame.reindex(columns=[JOIN_KEY, *self.names]))
+        known = frame[self.names].notna().any(axis=1).to_numpy()
+        rows = FeatureRows.from_frame(frame, self.layout)
+        unknown = [i for i, k in zip(ids, known, strict=True) if not k]
+        return (rows.take(known) if unknown else rows), unknown

@@ -96,28 +96,31 @@ def scores_table(score: pd.Series) -> str:
 
 
 def reasons_table(explanation: Explanation) -> str:
-    """Reason codes as an HTML table: feature, value, signed contribution, sentence."""
+    """Reason codes as an HTML table: code, reason, signed contribution, leading feature, value,
+    sentence."""
     body = "".join(
         _row(
             [
-                html.escape(r.feature),
-                html.escape(format_value(r.value)),
+                html.escape(r.code),
+                html.escape(r.text),
                 f'<span class="{"up" if r.contribution > 0 else "down"}">{r.contribution:+.3f}'
                 "</span>",
+                html.escape(r.feature),
+                html.escape(format_value(r.value)),
                 html.escape(r.sentence),
             ],
-            {1, 2},
+            {2, 4},
         )
         for r in explanation.reasons
     )
     return (
-        '<table class="reasons"><tr><th>Feature</th><th>Value</th><th>Contribution (log-odds)'
-        f"</th><th>Reason</th></tr>{body}</table>"
+        '<table class="reasons"><tr><th>Code</th><th>Reason</th><th>Contribution (log-odds)</th>'
+        f"<th>Feature</th><th>Value</th><th>Sentence</th></tr>{body}</table>"
     )
 
 
 def render_report(score: pd.Series, explanations: list[Explanation]) -> str:
-    """The whole page for one customer: ``score`` is a :func:`score_frame` row."""
+    """The whole page for one customer: ``score`` is a row of ``Scores.to_frame()``."""
     customer = int(score["customer_id"])
     sections = []
     for e in explanations:
@@ -127,7 +130,13 @@ def render_report(score: pd.Series, explanations: list[Explanation]) -> str:
         sections.append(
             f"<h2>{html.escape(label)}</h2>"
             f'<p class="meta">probability {e.probability:.2%} · raw score {e.raw_score:+.3f} = '
-            f"base {e.base_value:+.3f} + contributions {total - e.base_value:+.3f}</p>"
+            f"base {e.base_value:+.3f} + contributions {total - e.base_value:+.3f}"
+            + (
+                f" (of which {e.withheld:+.3f} from attributes never given as reasons)"
+                if e.withheld
+                else ""
+            )
+            + "</p>"
             f"{reasons_table(e)}"
             f'<img alt="SHAP waterfall for {html.escape(label)}" '
             f'src="data:image/png;base64,{png}">'

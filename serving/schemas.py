@@ -82,11 +82,16 @@ class ScoreResponse(BaseModel):
     models: dict[str, ModelRef]
 
 
-class ReasonCodeOut(BaseModel):
-    feature: str
-    value: float | str | None
-    contribution: float = Field(description="Signed SHAP value, log-odds; > 0 raises the score.")
-    sentence: str
+class ReasonCode(BaseModel):
+    code: str = Field(description="Stable reason code of the feature family, e.g. C01.")
+    text: str = Field(description="The family's short text, as an adverse-action notice says it.")
+    feature: str = Field(description="The family's feature that pushed hardest this way.")
+    value: float | str | None = Field(description="That feature's value for the customer.")
+    contribution: float = Field(
+        description="Summed SHAP value of the family's features, log-odds; > 0 raises the score."
+    )
+    sentence: str = Field(description="The leading feature's value and effect, in words.")
+    features: list[str] = Field(description="The family's features with a contribution.")
 
 
 class ExplainResponse(BaseModel):
@@ -99,8 +104,12 @@ class ExplainResponse(BaseModel):
     points: float | None = None
     raw_score: float = Field(description="Booster log-odds; = base_value + sum(contributions).")
     base_value: float
-    reasons: list[ReasonCodeOut]
+    reasons: list[ReasonCode]
     contributions: dict[str, float]
+    withheld: float = Field(
+        description="Summed contribution of the attributes never given as reasons "
+        "(settings serving.never_reasons); included in contributions."
+    )
 
 
 class TargetRow(BaseModel):

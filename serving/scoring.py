@@ -1,135 +1,221 @@
-"""Scoring a frame of customers with every champion: the one function batch and HTTP share.
+"""Scoring customers with every champion: the one implementation ``POST /score``, ``/explain``,
+``/targets``, ``/score_features`` and ``crmscore score`` share, so batch scores equal endpoint
+scores.
 
-:func:`score_frame` takes feature rows (``customer_id`` + features, as the online store returns
-them) and returns one flat row per customer: churn probability, probability of default and score
-points, a propensity per cross-sell product (empty where the customer already holds it), the
-customer's yearly value, tier, and the next best product. ``crmscore score`` writes exactly these
-columns; ``POST /score`` nests them. Same function, same numbers.
+Two steps, both on arrays (no per-request pandas):
+
+1. :func:`predict` — the three compiled champions (:mod:`training.compiled_model`) on the
+   customers' :class:`~features.online.FeatureRows`: churn probability, probability of default,
+   and a propensity per cross-sell product (one pooled model, the product as an input);
+2. :func:`decide` — the business rules on those probabilities: holdings, PD-derived outputs
+   (points), customer value, tier, and the next best product.
 
 Next best product: among the cross-sell products the customer does not hold, the one with the
-highest expected value = propensity x the product's margin (the bank's contract, ``bank.yaml``;
-x (1 - PD) for credit products); credit
+highest expected value = propensity x ``product_value`` (x (1 - PD) for credit products); credit
 products are not offered when PD > ``max_pd`` (suitability), and nothing is offered to a customer
-with no open account (a lost customer is a win-back case). None when nothing is eligible.
+with no open account (a lost customer is a win-back case). None when nothing is eligible; between
+equal expected values the first product in the catalogue's order wins.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-from crmscore.contract import BankContract, current_contract
 from crmscore.settings import ServingSettings
+from serving.catalogue import credit_products, cross_sell_products, holding_feature
 from serving.champions import Champions
-from serving.tiers import assign_tiers, customer_value
+from serving.tiers import Tiers, assign_tiers, customer_value
+from training.scorecard import Scorecard
 
-PRODUCT_KEY = "product"
+if TYPE_CHECKING:
+    from features.online import FeatureRows
+    from training.compiled_model import CompiledModel
 
 
 def propensity_column(product: str) -> str:
     return f"propensity_{product}"
 
 
-def holds(features: pd.DataFrame, product: str) -> pd.Series:
-    """True where the customer holds ``product`` at the snapshot."""
-    return features[f"prod_holds_{product}"].fillna(0).astype(float) > 0
+@dataclass(frozen=True)
+class Predictions:
+    """What the models say, one entry per customer: ``propensity`` is (customers x products) in
+    ``products`` order, for every product (holdings are a rule, applied in :func:`decide`)."""
+
+    churn: np.ndarray
+    probability_of_default: np.ndarray
+    products: tuple[str, ...]
+    propensity: np.ndarray
 
 
-def has_credit(features: pd.DataFrame, contract: BankContract) -> pd.Series:
-    """True where the customer holds a credit product (card, loan, mortgage) at the snapshot."""
-    held = [holds(features, p) for p in contract.credit_products]
-    return pd.concat(held, axis=1).any(axis=1) if held else pd.Series(False, index=features.index)
+def predict(champions: Champions, rows: FeatureRows) -> Predictions:
+    """The three champions' probabilities for ``rows`` (see the module docstring)."""
+    products = cross_sell_products()
+    n = len(rows)
 
+    def probability(model: CompiledModel, keys: tuple[str, ...] | None = None) -> np.ndarray:
+        if n == 0:
+            return np.empty(0 if keys is None else (0, len(keys)))
+        scores = model.predict(model.matrix(rows, keys))
+        return scores if keys is None else scores.reshape(len(keys), n).T
 
-def cross_sell_propensities(champions: Champions, features: pd.DataFrame) -> pd.DataFrame:
-    """Propensity of every customer for every cross-sell product (one pooled model, product as an
-    input); NaN where the customer already holds the product (not in the model's population)."""
-    model = champions.cross_sell
-    offers = current_contract().cross_sell_products
-    n = len(features)
-    stacked = pd.concat([features] * len(offers), ignore_index=True)
-    stacked[PRODUCT_KEY] = np.repeat(offers, n)
-    probability = model.predict_proba(stacked).reshape(len(offers), n).T
-    held = np.column_stack([holds(features, p).to_numpy() for p in offers])
-    # One masked matrix, not a Series per product: pandas' per-column overhead dominated small
-    # requests.
-    return pd.DataFrame(
-        np.where(held, np.nan, probability),
-        index=features.index,
-        columns=[propensity_column(p) for p in offers],
+    compiled = champions.compiled
+    return Predictions(
+        churn=probability(compiled["churn"]),
+        probability_of_default=probability(compiled["credit_risk"]),
+        products=products,
+        propensity=probability(compiled["cross_sell"], products),
     )
+
+
+def credit_outputs(scorecard: Scorecard | None, pd_default: np.ndarray) -> dict[str, np.ndarray]:
+    """Everything derived from the probability of default, by output column: PD and scorecard
+    points (NaN without a scorecard). The one place a PD-derived output (e.g. a rating grade)
+    is added; the batch columns and ``/score``'s ``credit_risk`` block follow it."""
+    points = np.full(len(pd_default), np.nan) if scorecard is None else scorecard.points(pd_default)
+    return {"probability_of_default": pd_default, "score_points": np.round(points, 1)}
+
+
+#: ``/score``'s ``credit_risk`` fields -> :func:`credit_outputs` columns.
+CREDIT_RESPONSE_FIELDS = {
+    "probability_of_default": "probability_of_default",
+    "points": "score_points",
+}
+
+
+def held_products(rows: FeatureRows, products: tuple[str, ...]) -> np.ndarray:
+    """(customers x products): True where the customer holds the product at the snapshot."""
+    return np.stack([rows[holding_feature(p)] > 0 for p in products], axis=1)
+
+
+def is_active(rows: FeatureRows) -> np.ndarray:
+    """True where the customer still holds at least one open account."""
+    return rows["prod_n_accounts"] > 0
 
 
 def expected_values(
-    propensities: pd.DataFrame,
-    pd_default: pd.Series,
-    active: pd.Series,
+    propensity: np.ndarray,
+    pd_default: np.ndarray,
+    active: np.ndarray,
+    products: tuple[str, ...],
     settings: ServingSettings,
-) -> pd.DataFrame:
-    """Expected yearly margin of offering each product; NaN where it may not be offered."""
-    contract = current_contract()
-    offers = contract.cross_sell_products
-    margin = np.array([contract.products[p].margin for p in offers])
-    credit = np.isin(offers, list(contract.credit_products))
-    risk = pd_default.to_numpy(dtype=float)[:, None]
-    value = propensities[[propensity_column(p) for p in offers]].to_numpy() * margin
+) -> np.ndarray:
+    """(customers x products): expected yearly margin of each offer; NaN where it may not be
+    made (held: no propensity; credit above ``max_pd``; lost customers)."""
+    margin = np.array([settings.product_value.get(p, 0.0) for p in products])
+    credit = np.array([p in credit_products() for p in products])
+    risk = pd_default[:, None]
+    value = propensity * margin
     value = np.where(credit, value * (1 - risk), value)
-    # Credit products are not offered above max_pd (suitability); nothing to lost customers.
-    allowed = (~credit | (risk <= settings.max_pd)) & active.to_numpy(dtype=bool)[:, None]
-    return pd.DataFrame(
-        np.where(allowed, value, np.nan), index=propensities.index, columns=list(offers)
-    )
+    # Suitability: no credit product above max_pd. Nothing for a customer with no open account.
+    allowed = (~credit | (risk <= settings.max_pd)) & active[:, None]
+    return np.where(allowed, value, np.nan)
 
 
-def is_active(features: pd.DataFrame) -> pd.Series:
-    """True where the customer still holds at least one open account."""
-    return features["prod_n_accounts"].fillna(0) > 0
+@dataclass(frozen=True)
+class Scores:
+    """Every score, rule outcome and model version of ``len(customer_ids)`` customers, as arrays
+    (``propensity`` is NaN where the customer holds the product). :meth:`to_frame` gives the
+    flat columns ``crmscore score`` writes; ``/score`` nests the same values."""
+
+    customer_ids: list[int | None]
+    churn: np.ndarray
+    credit: dict[str, np.ndarray]
+    has_credit: np.ndarray
+    products: tuple[str, ...]
+    propensity: np.ndarray
+    value: np.ndarray
+    tiers: Tiers
+    next_best_product: np.ndarray
+    next_best_expected_value: np.ndarray
+    models: dict[str, str]
+
+    def __len__(self) -> int:
+        return len(self.customer_ids)
+
+    @property
+    def probability_of_default(self) -> np.ndarray:
+        return self.credit["probability_of_default"]
+
+    def propensity_of(self, product: str) -> np.ndarray:
+        return self.propensity[:, self.products.index(product)]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per customer: ids, probabilities, points, propensities, value, tier, next
+        best product and the ``<model>_model`` versions used."""
+        columns = {
+            "customer_id": pd.array(self.customer_ids, dtype="Int64"),
+            "churn_probability": self.churn,
+            **self.credit,
+            "has_credit": self.has_credit,
+            **{propensity_column(p): self.propensity[:, i] for i, p in enumerate(self.products)},
+            "value": self.value,
+            "tier": self.tiers.tier,
+            "tier_reason": self.tiers.reason,
+            "contact_every_days": self.tiers.contact_every_days,
+            "next_best_product": self.next_best_product,
+            "next_best_expected_value": self.next_best_expected_value,
+            **{f"{name}_model": [ref] * len(self) for name, ref in self.models.items()},
+        }
+        return pd.DataFrame(columns)
 
 
-def score_frame(
-    champions: Champions, features: pd.DataFrame, settings: ServingSettings
-) -> pd.DataFrame:
-    """One row per row of ``features`` with every score, the tier and the next best product."""
-    features = features.reset_index(drop=True)
-    churn = pd.Series(champions.churn.predict_proba(features), index=features.index)
-    credit = champions.credit_risk
-    pd_default = pd.Series(credit.predict_proba(features), index=features.index)
-    points = credit.points(pd_default.to_numpy())
-    propensities = cross_sell_propensities(champions, features)
-    active = is_active(features)
-    ev = expected_values(propensities, pd_default, active, settings).to_numpy()
+def decide(
+    predictions: Predictions,
+    rows: FeatureRows,
+    settings: ServingSettings,
+    scorecard: Scorecard | None = None,
+    models: dict[str, str] | None = None,
+) -> Scores:
+    """The business rules on ``predictions`` of ``rows`` (row-aligned); ``scorecard`` turns PD
+    into points, ``models`` names the version behind each score (``name -> model/version``)."""
+    products = predictions.products
+    pd_default = predictions.probability_of_default
+    propensity = np.where(held_products(rows, products), np.nan, predictions.propensity)
+    active = is_active(rows)
+    ev = expected_values(propensity, pd_default, active, products, settings)
     offered = ~np.isnan(ev)
     any_offer = offered.any(axis=1)
     ranked = np.where(offered, ev, -np.inf)
-    # The first product with the highest expected value; None when nothing may be offered.
-    products = np.asarray(current_contract().cross_sell_products, dtype=object)
-    best = np.where(any_offer, products[ranked.argmax(axis=1)], None)
-    best_ev = np.where(any_offer, ranked.max(axis=1), np.nan)
-    value = customer_value(features, settings)
-    credit_holder = has_credit(features, current_contract())
+    names = np.asarray(products, dtype=object)
+    best = np.where(any_offer, names[ranked.argmax(axis=1)], None)
+    best_ev = np.where(any_offer, ranked.max(axis=1, initial=-np.inf), np.nan)
+    known = np.where(np.isnan(propensity), -np.inf, propensity)
+    best_propensity = np.maximum(known.max(axis=1, initial=-np.inf), 0.0)
+    value = customer_value(rows, settings)
+    has_credit = rows["credit_n_accounts"] > 0
     tiers = assign_tiers(
         value=value,
-        best_propensity=propensities.max(axis=1, skipna=True).fillna(0.0),
-        churn=churn,
+        best_propensity=best_propensity,
+        churn=predictions.churn,
         pd_default=pd_default,
-        has_credit=credit_holder,
-        has_deposits=features["txn_deposit_balance"].fillna(0) > 0,
+        has_credit=has_credit,
+        has_deposits=rows["txn_deposit_balance"] > 0,
         active=active,
         settings=settings,
     )
-    columns = {
-        "customer_id": pd.to_numeric(features["customer_id"]).astype("Int64"),
-        "churn_probability": churn,
-        "probability_of_default": pd_default,
-        "score_points": np.round(points, 1) if points is not None else np.nan,
-        "has_credit": credit_holder,
-        **{name: propensities[name] for name in propensities.columns},
-        "value": value.round(2),
-        **{name: tiers[name] for name in tiers.columns},
-        "next_best_product": best,
-        "next_best_expected_value": np.round(best_ev, 2),
+    return Scores(
+        customer_ids=list(rows.customer_ids),
+        churn=predictions.churn,
+        credit=credit_outputs(scorecard, pd_default),
+        has_credit=has_credit,
+        products=products,
+        propensity=propensity,
+        value=np.round(value, 2),
+        tiers=tiers,
+        next_best_product=best,
+        next_best_expected_value=np.round(best_ev, 2),
+        models=dict(models or {}),
+    )
+
+
+def score_rows(champions: Champions, rows: FeatureRows, settings: ServingSettings) -> Scores:
+    """Every score, the tier and the next best product of each of ``rows``."""
+    models = {
+        name: f"{ref['model']}/{ref['version']}" for name, ref in champions.versions().items()
     }
-    for name, ref in champions.versions().items():
-        columns[f"{name}_model"] = f"{ref['model']}/{ref['version']}"
-    # One frame from whole columns: no concat or column-by-column inserts per request.
-    return pd.DataFrame(columns, index=features.index)
+    scorecard = champions.compiled["credit_risk"].scorecard
+    return decide(predict(champions, rows), rows, settings, scorecard, models)

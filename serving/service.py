@@ -14,17 +14,19 @@ models or the store are unavailable; never a stack trace.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio
+import anyio.to_thread
 import bentoml
-import pandas as pd
+import numpy as np
 from pydantic import Field
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-from crmscore.contract import current_contract
 from crmscore.settings import get_settings
 from serving.access import (
     ROLE_ENDPOINTS,
@@ -43,7 +45,7 @@ from serving.errors import (
     Unavailable,
     UnknownCustomer,
 )
-from serving.explain import explain_rows
+from serving.explain import Direction, ReasonPolicy, explain_rows
 from serving.feature_source import OnlineFeatures
 from serving.features_input import validate_feature_rows
 from serving.schemas import (
@@ -55,11 +57,28 @@ from serving.schemas import (
     ScoreResponse,
     TargetsResponse,
 )
-from serving.scoring import propensity_column, score_frame
+from serving.scoring import CREDIT_RESPONSE_FIELDS, Scores, score_rows
 from serving.targets import TargetQuery, select_targets, with_reasons
+
+if TYPE_CHECKING:
+    from features.online import FeatureRows
 
 logger = logging.getLogger("crmscore.serving")
 PROTECTED = frozenset().union(*ROLE_ENDPOINTS.values())
+
+
+def settle_heap(release: bool = False) -> None:
+    """Take every object alive now (models, Feast, MLflow, BentoML, the book) out of the garbage
+    collector's sight (``gc.freeze``); ``release`` first gives the ones frozen before back to it
+    (after a reload: the previous champions).
+
+    Measured (issue 12): without it, a full collection walked those millions of long-lived
+    objects every ~30 s of traffic and took 0.3-0.9 s, which was the p99.9 of /score. Objects a
+    request creates are still collected as usual; frozen ones still die by reference count."""
+    if release:
+        gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass(frozen=True)
@@ -101,83 +120,73 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
 
-def _customer_scores(scored: pd.DataFrame) -> list[dict[str, Any]]:
-    """The nested ``CustomerScore`` of every flat :func:`score_frame` row.
+def _customer_scores(scores: Scores) -> list[dict[str, Any]]:
+    """The nested ``CustomerScore`` of every customer in ``scores``.
 
-    Built from whole columns turned into Python lists once (NaN -> None): the per-row work is only
-    assembling dicts, never a pandas lookup per field.
-    """
+    Built from whole arrays turned into Python lists once (NaN -> None): the per-customer work is
+    only assembling dicts."""
 
-    def column(name: str) -> list:
-        return scored[name].tolist()
+    def numbers(values: np.ndarray) -> list[float | None]:
+        return [None if v != v else v for v in np.asarray(values, dtype=float).tolist()]
 
-    def numbers(name: str) -> list[float | None]:
-        return [None if v != v else v for v in scored[name].to_numpy(dtype=float).tolist()]
+    def ref(name: str) -> dict[str, str]:
+        model, _, version = scores.models[name].rpartition("/")
+        return {"model": model, "version": version}
 
-    def refs(name: str) -> list[dict[str, str]]:
-        split = {}
-        for ref in set(column(f"{name}_model")):  # one value per frame: the loaded version
-            model, _, version = str(ref).rpartition("/")
-            split[ref] = {"model": model, "version": version}
-        return [split[ref] for ref in column(f"{name}_model")]
-
-    ids = scored["customer_id"].astype(object).where(scored["customer_id"].notna(), None)
-    offers = current_contract().cross_sell_products
-    propensity = {p: numbers(propensity_column(p)) for p in offers}
+    churn_ref, credit_ref, cross_ref = ref("churn"), ref("credit_risk"), ref("cross_sell")
+    credit = {
+        field: numbers(scores.credit[column]) for field, column in CREDIT_RESPONSE_FIELDS.items()
+    }
+    propensity = [numbers(column) for column in scores.propensity.T]
+    products = list(enumerate(scores.products))
+    index = {p: i for i, p in products}
     rows = zip(
-        ids.tolist(),
-        numbers("churn_probability"),
-        refs("churn"),
-        numbers("probability_of_default"),
-        numbers("score_points"),
-        column("has_credit"),
-        refs("credit_risk"),
-        refs("cross_sell"),
-        numbers("value"),
-        column("tier"),
-        column("tier_reason"),
-        column("contact_every_days"),
-        column("next_best_product"),
-        numbers("next_best_expected_value"),
+        scores.customer_ids,
+        numbers(scores.churn),
+        scores.has_credit.tolist(),
+        numbers(scores.value),
+        scores.tiers.tier.tolist(),
+        scores.tiers.reason.tolist(),
+        scores.tiers.contact_every_days.tolist(),
+        scores.next_best_product.tolist(),
+        numbers(scores.next_best_expected_value),
         strict=True,
     )
     results = []
-    for i, (
-        customer_id, churn, churn_ref, pd_default, points, has_credit, credit_ref, cross_ref,
-        value, tier, tier_reason, contact_days, best, best_ev,
-    ) in enumerate(rows):  # fmt: skip
+    for i, (customer_id, churn, has_credit, value, tier, reason, every, best, best_ev) in enumerate(
+        rows
+    ):
         results.append(
             {
-                "customer_id": None if customer_id is None else int(customer_id),
+                "customer_id": customer_id,
                 "churn": {"probability": churn, **churn_ref},
                 "credit_risk": {
-                    "probability_of_default": pd_default,
-                    "points": points,
-                    "has_credit": bool(has_credit),
+                    **{field: values[i] for field, values in credit.items()},
+                    "has_credit": has_credit,
                     **credit_ref,
                 },
                 "cross_sell": {
                     "products": [
                         {
                             "product": p,
-                            "propensity": propensity[p][i],
-                            "holds": propensity[p][i] is None,
+                            "propensity": propensity[k][i],
+                            "holds": propensity[k][i] is None,
                         }
-                        for p in offers
+                        for k, p in products
                     ],
                     **cross_ref,
                 },
                 "value": value,
                 "tier": tier,
-                "tier_reason": tier_reason,
-                "contact_every_days": int(contact_days),
-                "next_best_product": {
+                "tier_reason": reason,
+                "contact_every_days": every,
+                "next_best_product": None
+                if best is None
+                else {
                     "product": best,
-                    "propensity": propensity[best][i],
+                    "propensity": propensity[index[best]][i],
                     "expected_value": best_ev,
-                }
-                if isinstance(best, str)
-                else None,
+                },
             }
         )
     return results
@@ -188,6 +197,7 @@ def _customer_scores(scored: pd.DataFrame) -> list[dict[str, Any]]:
     traffic={"timeout": 120},
     workers=get_settings().serving.workers,
     http={"port": get_settings().serving.port},
+    logging={"access": {"enabled": get_settings().serving.access_log}},
 )
 class CrmScore:
     """Churn, cross-sell and credit-risk scores with reason codes, for marketing, risk and IT."""
@@ -197,16 +207,17 @@ class CrmScore:
         enable_audit_log()
         self.pseudonymise = Pseudonymiser.from_secret(self.settings.audit_key)
         self._book_lock = threading.Lock()
+        #: Work that is not inline runs on one thread at a time (as BentoML runs sync APIs).
+        self._threads = anyio.CapacityLimiter(1)
         self._loaded: Loaded | None = None
         self._problem = "not loaded yet"
-        self._book: tuple[Loaded, pd.DataFrame, pd.DataFrame] | None = None
+        self._book: tuple[Loaded, object, FeatureRows, Scores] | None = None
         try:
             self._loaded = self._load()
         except Unavailable as error:
             self._problem = str(error)
             logger.error("serving is not ready: %s", error)
-        else:
-            self._warm(self._loaded)
+        settle_heap()
 
     # --- state --------------------------------------------------------------------------------
 
@@ -226,41 +237,56 @@ class CrmScore:
             raise Unavailable(f"models or feature store unavailable: {self._problem}")
         return loaded
 
-    def _warm(self, loaded: Loaded) -> None:
-        """Score the whole book in the background so the first /targets call does not wait."""
+    def _all_customers(self, loaded: Loaded) -> tuple[FeatureRows, Scores]:
+        """Features and scores of every customer (the book /targets ranks), read from the
+        online store on the first call after start, a reload or a materialisation.
 
-        def run() -> None:
-            try:
-                self._all_customers(loaded)
-            except Exception as error:  # /targets will report it when asked
-                logger.warning("could not pre-score the customer book: %s", error)
-
-        threading.Thread(target=run, name="crmscore-book", daemon=True).start()
-
-    def _all_customers(self, loaded: Loaded) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Features and scores of every customer, computed once per loaded model set."""
+        Built when asked, never in a background thread: a thread scoring the whole book competes
+        with every /score for the interpreter and made its tail (issue 12)."""
         from serving.batch import all_customer_ids, score_customers
 
+        stamp = loaded.source.stamp()
         with self._book_lock:
-            if self._book is None or self._book[0] is not loaded:
+            book = self._book
+            if book is None or book[0] is not loaded or book[1] != stamp:
                 try:
                     ids = all_customer_ids(get_settings().raw_dir)
                 except FileNotFoundError as error:
                     raise Unavailable(f"customer list unavailable: {error}") from error
+                self._book = None  # let the old book go before the new one is read
                 features, scores, _ = score_customers(
                     loaded.champions, loaded.source, ids, self.settings
                 )
-                self._book = (loaded, features, scores)
-            return self._book[1], self._book[2]
+                self._book = book = (loaded, stamp, features, scores)
+                settle_heap()
+            return book[2], book[3]
 
     # --- request plumbing ---------------------------------------------------------------------
 
-    def _respond(self, ctx: bentoml.Context, endpoint: str, customer_ids, work, out):
+    async def _respond(
+        self, ctx: bentoml.Context, endpoint: str, customer_ids, work, out, inline: bool = False
+    ):
         """Run ``work()`` and validate it as ``out``; map :class:`ServingError` to its status;
-        audit either way."""
+        audit either way.
+
+        ``inline`` work runs on the event loop itself; anything else on a worker thread. Measured
+        (issue 12): handing a single-customer request to a thread and back costs two thread
+        wake-ups, which on a busy machine doubled /score's latency. Inline work must be small
+        (``serving.inline_max_ids``): the loop answers nothing else meanwhile."""
+        if not inline:
+            return await anyio.to_thread.run_sync(
+                self._answer, ctx, endpoint, customer_ids, work, out, limiter=self._threads
+            )
+        return self._answer(ctx, endpoint, customer_ids, work, out)
+
+    def _answer(self, ctx: bentoml.Context, endpoint: str, customer_ids, work, out):
+        """:meth:`_respond`'s work, wherever it runs."""
         role = getattr(ctx.request.state, "role", "-")
         try:
-            result = out.model_validate(work())
+            # Validated against the published model, serialised here in one piece: BentoML's own
+            # serialiser streams the body in chunks, each through every middleware's send.
+            body = out.model_validate(work()).model_dump_json()
+            result = Response(body, media_type="application/json")
             status = 200
         except ServingError as error:
             status = error.status
@@ -290,7 +316,7 @@ class CrmScore:
     # --- endpoints ----------------------------------------------------------------------------
 
     @bentoml.api(route="/score")
-    def score(
+    async def score(
         self,
         customer_ids: Annotated[list[CustomerId], Field(min_length=1, description="Customer ids.")],
         ctx: bentoml.Context,
@@ -301,10 +327,8 @@ class CrmScore:
         def work():
             ids = self._check_batch(customer_ids, "customer_ids")
             loaded = self._current()
-            features, unknown = loaded.source.fetch(ids)
-            results = []
-            if not features.empty:
-                results = _customer_scores(score_frame(loaded.champions, features, self.settings))
+            rows, unknown = loaded.source.fetch(ids)
+            results = _customer_scores(score_rows(loaded.champions, rows, self.settings))
             return {
                 "results": results,
                 "errors": [
@@ -315,49 +339,48 @@ class CrmScore:
             }
 
         ids = customer_ids[: self.settings.max_batch]
-        return self._respond(ctx, "score", ids, work, ScoreResponse)
+        inline = len(ids) <= self.settings.inline_max_ids
+        return await self._respond(ctx, "score", ids, work, ScoreResponse, inline)
 
     @bentoml.api(route="/explain")
-    def explain(
+    async def explain(
         self,
         customer_id: CustomerId,
         model: ModelName,
         ctx: bentoml.Context,
         product: Product | None = None,
         top_k: Annotated[int | None, Field(ge=1, le=50)] = None,
+        direction: Direction | None = None,
     ) -> ExplainResponse:
-        """Top-k reason codes of one customer's score: feature, value, signed SHAP contribution
-        (log-odds) and a sentence. For ``cross_sell`` give ``product`` (default: the customer's
-        next best product). ``base_value + sum(contributions) == raw_score``."""
+        """The principal reasons behind one customer's score: stable codes with their texts,
+        the signed SHAP contribution of each (log-odds), the leading feature's value and a
+        sentence. By default at most ``settings.top_k`` (4) reasons that raise the score
+        (``direction``: raises, lowers or both); attributes in ``settings.never_reasons`` are
+        never given. For ``cross_sell`` give ``product`` (default: the customer's next best
+        product). ``base_value + sum(contributions) == raw_score``."""
 
         def work():
             loaded = self._current()
             if product is not None and model != "cross_sell":
                 raise InvalidRequest("product applies only to model 'cross_sell'", field="product")
-            offers = current_contract().cross_sell_products
-            if product is not None and product not in offers:
-                raise InvalidRequest(
-                    f"product: unknown product {product!r}; expected one of {list(offers)}",
-                    field="product",
-                )
-            features, unknown = loaded.source.fetch([customer_id])
+            rows, unknown = loaded.source.fetch([customer_id])
             if unknown:
                 raise UnknownCustomer(
                     f"customer {customer_id} is not in the online store", field="customer_id"
                 )
             champion = loaded.champions[model]
+            compiled = loaded.champions.compiled[model]
             offer = product
             if model == "cross_sell" and offer is None:
-                scored = score_frame(loaded.champions, features, self.settings)
-                offer = scored["next_best_product"].iloc[0]
+                offer = score_rows(loaded.champions, rows, self.settings).next_best_product[0]
                 if offer is None:
                     raise InvalidRequest(
                         f"customer {customer_id} has no product to offer; pass product",
                         field="product",
                     )
-            k = top_k or self.settings.top_k
-            explanation = explain_rows(champion, features, k, product=offer)[0]
-            points = champion.points([explanation.probability]) if champion.has_scorecard else None
+            policy = ReasonPolicy.of(model, top_k, direction)
+            explanation = explain_rows(compiled, rows, policy, product=offer)[0]
+            points = compiled.points(np.array([explanation.probability]))
             return {
                 **explanation.to_dict(),
                 "model": model,
@@ -366,10 +389,11 @@ class CrmScore:
                 "points": None if points is None else round(float(points[0]), 1),
             }
 
-        return self._respond(ctx, "explain", [customer_id], work, ExplainResponse)
+        inline = self.settings.inline_max_ids >= 1
+        return await self._respond(ctx, "explain", [customer_id], work, ExplainResponse, inline)
 
     @bentoml.api(route="/score_features")
-    def score_features(
+    async def score_features(
         self,
         rows: Annotated[
             list[dict[str, Any]],
@@ -384,21 +408,21 @@ class CrmScore:
         def work():
             self._check_batch(list(range(len(rows))), "rows")
             loaded = self._current()
+            from features.online import FeatureRows
+
             frame = validate_feature_rows(rows, loaded.champions, loaded.source.names)
-            scored = score_frame(loaded.champions, frame, self.settings)
-            if frame["customer_id"].isna().all():
-                scored["customer_id"] = None
+            given = FeatureRows.from_frame(frame, loaded.source.layout)
             return {
-                "results": _customer_scores(scored),
+                "results": _customer_scores(score_rows(loaded.champions, given, self.settings)),
                 "errors": [],
                 "models": loaded.champions.versions(),
             }
 
         ids = [r.get("customer_id") for r in rows if isinstance(r.get("customer_id"), int)]
-        return self._respond(ctx, "score_features", ids, work, ScoreResponse)
+        return await self._respond(ctx, "score_features", ids, work, ScoreResponse)
 
     @bentoml.api(route="/targets")
-    def targets(
+    async def targets(
         self,
         product: str,
         ctx: bentoml.Context,
@@ -412,13 +436,10 @@ class CrmScore:
         regions: list[str] | None = None,
         min_propensity: Annotated[float, Field(ge=0, le=1)] = 0.0,
         reasons: Annotated[int, Field(ge=0, le=10)] = 3,
-        assume_consent: bool = False,
     ) -> TargetsResponse:
         """A ranked marketing list for ``product``: top N by propensity after the exclusions
         (holders, PD above ``exclude_pd_above`` (default settings.max_pd), churned, no consent,
-        contacted in the last K days) and segment/region filters; expected value and reasons.
-        Without a consent column in the bank's data the list is refused unless
-        ``assume_consent``."""
+        contacted in the last K days) and segment/region filters; expected value and reasons."""
         targeted: list[int] = []
 
         def work():
@@ -434,13 +455,14 @@ class CrmScore:
                 regions=tuple(regions or ()),
                 min_propensity=min_propensity,
                 reasons=reasons,
-                assume_consent=assume_consent,
             ).validate()
             loaded = self._current()
             features, scored = self._all_customers(loaded)
             ranked, excluded = select_targets(query, features, scored, self.settings)
             eligible = len(scored) - sum(excluded.values())
-            ranked = with_reasons(ranked, features, loaded.champions.cross_sell, reasons)
+            ranked = with_reasons(
+                ranked, features, loaded.champions.compiled["cross_sell"], reasons
+            )
             targeted.extend(ranked["customer_id"].tolist())
             champion = loaded.champions.cross_sell
             return {
@@ -452,10 +474,10 @@ class CrmScore:
                 "model": {"model": champion.registered_name, "version": champion.version},
             }
 
-        return self._respond(ctx, "targets", lambda: targeted, work, TargetsResponse)
+        return await self._respond(ctx, "targets", lambda: targeted, work, TargetsResponse)
 
     @bentoml.api(route="/reload")
-    def reload(self, ctx: bentoml.Context) -> ReloadResponse:
+    async def reload(self, ctx: bentoml.Context) -> ReloadResponse:
         """Reload the champions from the registry. If that fails, the models in use stay (503 with
         the reason)."""
 
@@ -473,10 +495,10 @@ class CrmScore:
             # One reference swap: requests in flight keep the set they started with; the book of
             # scores is keyed by that set, so the next /targets rescores with the new models.
             self._loaded, self._problem = fresh, ""
-            self._warm(fresh)
+            settle_heap(release=True)
             return {"reloaded": True, "models": fresh.champions.versions()}
 
-        return self._respond(ctx, "reload", [], work, ReloadResponse)
+        return await self._respond(ctx, "reload", [], work, ReloadResponse)
 
 
 CrmScore.add_asgi_middleware(ApiKeyMiddleware)

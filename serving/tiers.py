@@ -4,8 +4,7 @@ DOMAIN.md's tiers (one rural bank's plan), made computable from what crmscore kn
 
 ``value``
     Yearly profit contribution of what the customer holds today: deposit balance x deposit margin
-    + credit owed x lending margin + 12 months of card spend x interchange (margins in settings;
-    a part the bank's data cannot give, e.g. credit owed without a credit_status table, counts 0).
+    + credit owed x lending margin + 12 months of card spend x interchange (margins in settings).
 ``D`` general customers, hard to maintain
     no open account left (lost: a win-back case, not a cross-sell one), churn probability
     >= ``tier_max_churn``, or (credit customers) PD >= ``tier_max_pd``; also anyone not
@@ -24,8 +23,10 @@ so a tier change can be logged with its reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
 import numpy as np
-import pandas as pd
 
 from crmscore.settings import ServingSettings
 
@@ -34,56 +35,64 @@ TIERS = ("A", "B", "C", "D")
 CONTACT_EVERY_DAYS = {"A": 7, "B": 7, "C": 14, "D": 30}
 
 
-def customer_value(features: pd.DataFrame, settings: ServingSettings) -> pd.Series:
-    """Yearly profit contribution estimate (currency) from the customer's current holdings."""
-    deposits = features["txn_deposit_balance"].fillna(0.0).clip(lower=0.0)
-    owed = _optional(features, "credit_balance").fillna(0.0).clip(lower=0.0)
-    spend = _optional(features, "txn_card_spend_12m").fillna(0.0).abs()
+def _amount(columns: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """A feature as float64 with missing as 0."""
+    values = np.asarray(columns[name], dtype=float)
+    return np.where(np.isnan(values), 0.0, values)
+
+
+def customer_value(columns: Mapping[str, np.ndarray], settings: ServingSettings) -> np.ndarray:
+    """Yearly profit contribution estimate (currency) from the customer's current holdings;
+    ``columns`` gives each feature by name (feature rows or a frame)."""
+    deposits = np.maximum(_amount(columns, "txn_deposit_balance"), 0.0)
+    owed = np.maximum(_amount(columns, "credit_balance"), 0.0)
+    spend = np.abs(_amount(columns, "txn_card_spend_12m"))
     return (
         deposits * settings.deposit_margin
         + owed * settings.lending_margin
         + spend * settings.card_interchange
-    ).rename("value")
+    )
 
 
-def _optional(features: pd.DataFrame, name: str) -> pd.Series:
-    """A feature the bank's data may lack (no credit_status, no card spending): its part of the
-    value is then unknown and counts as nothing."""
-    if name in features:
-        return features[name]
-    return pd.Series(np.nan, index=features.index)
+@dataclass(frozen=True)
+class Tiers:
+    """Per customer: the tier, the sentence that justifies it, and days between contacts."""
+
+    tier: np.ndarray
+    reason: np.ndarray
+    contact_every_days: np.ndarray
 
 
 def assign_tiers(
-    value: pd.Series,
-    best_propensity: pd.Series,
-    churn: pd.Series,
-    pd_default: pd.Series,
-    has_credit: pd.Series,
-    has_deposits: pd.Series,
-    active: pd.Series,
+    value: np.ndarray,
+    best_propensity: np.ndarray,
+    churn: np.ndarray,
+    pd_default: np.ndarray,
+    has_credit: np.ndarray,
+    has_deposits: np.ndarray,
+    active: np.ndarray,
     settings: ServingSettings,
-) -> pd.DataFrame:
-    """``tier`` and ``tier_reason`` for aligned series (one row per customer)."""
+) -> Tiers:
+    """The tier of each customer from aligned arrays (one entry per customer)."""
     s = settings
-    churn_p = churn.to_numpy(dtype=float)
-    pd_p = pd_default.to_numpy(dtype=float)
-    val = value.to_numpy(dtype=float)
-    best = best_propensity.to_numpy(dtype=float)
-
-    def flag(condition: pd.Series) -> np.ndarray:
-        return condition.fillna(False).to_numpy(dtype=bool)
+    churn_p = np.asarray(churn, dtype=float)
+    pd_p = np.asarray(pd_default, dtype=float)
+    val = np.asarray(value, dtype=float)
+    best = np.asarray(best_propensity, dtype=float)
+    active, has_credit, has_deposits = (
+        np.asarray(flag, dtype=bool) for flag in (active, has_credit, has_deposits)
+    )
 
     # (condition, tier, sentences for the rows it decides): the first match wins.
-    rules = [
-        (~flag(active), "D", lambda r: ["no open account (lost customer: win-back)"] * r.sum()),
+    rules: list[tuple[np.ndarray, str, Callable[[np.ndarray], list[str]]]] = [
+        (~active, "D", lambda r: ["no open account (lost customer: win-back)"] * r.sum()),
         (
             churn_p >= s.tier_max_churn,
             "D",
             lambda r: [f"churn probability {c:.2f} >= {s.tier_max_churn}" for c in churn_p[r]],
         ),
         (
-            flag(has_credit) & (pd_p >= s.tier_max_pd),
+            has_credit & (pd_p >= s.tier_max_pd),
             "D",
             lambda r: [f"probability of default {p:.2f} >= {s.tier_max_pd}" for p in pd_p[r]],
         ),
@@ -101,7 +110,7 @@ def assign_tiers(
             "B",
             lambda r: [f"value {v:,.0f}/yr >= {s.tier_b_value:,.0f}" for v in val[r]],
         ),
-        (flag(has_deposits), "C", lambda r: [f"holds deposits; value {v:,.0f}/yr" for v in val[r]]),
+        (has_deposits, "C", lambda r: [f"holds deposits; value {v:,.0f}/yr" for v in val[r]]),
         (
             np.ones(len(val), dtype=bool),
             "D",
@@ -110,20 +119,14 @@ def assign_tiers(
             ],
         ),
     ]
-    # Which rule decides each row, in one pass; then each rule's sentences for its rows only
-    # (whole-array selection instead of a pandas assignment per customer).
-    decider = np.select([condition for condition, _, _ in rules], np.arange(len(rules)))
+    # Which rule decides each row (the first that holds: the last always does), in one pass;
+    # then each rule's sentences for its rows only.
+    decider = np.argmax(np.vstack([condition for condition, _, _ in rules]), axis=0)
     tier = np.array([label for _, label, _ in rules], dtype=object)[decider]
-    reason = np.empty(len(value), dtype=object)
+    reason = np.empty(len(val), dtype=object)
     for k, (_, _, sentences) in enumerate(rules):
         rows = decider == k
         if rows.any():
             reason[rows] = sentences(rows)
-    tier_series = pd.Series(tier, index=value.index, dtype=object)
-    return pd.DataFrame(
-        {
-            "tier": tier_series,
-            "tier_reason": pd.Series(reason, index=value.index, dtype=object),
-            "contact_every_days": tier_series.map(CONTACT_EVERY_DAYS).astype(np.int64),
-        }
-    )
+    contact = np.array([CONTACT_EVERY_DAYS[t] for t in tier], dtype=np.int64)
+    return Tiers(tier=tier, reason=reason, contact_every_days=contact)

@@ -14,6 +14,7 @@ import hmac
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from typer.testing import CliRunner
 
 from crmscore.settings import PROJECT_ROOT
 from tests.stacks import built_stack, stack_env
+from tests.test_features import redis_server as _redis_server  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -119,6 +121,153 @@ def call(server, endpoint: str, payload: dict, role: str | None = "admin", key: 
     return httpx.post(f"{server['url']}/{endpoint}", json=payload, headers=headers, timeout=120)
 
 
+# --- the fast path equals the reference path (no server) -------------------------------------
+
+#: Customers compared per model: every tenth of the bank, so the sample covers all tiers.
+SAMPLE = slice(None, None, 10)
+
+
+@pytest.fixture(scope="module")
+def loaded(stack):
+    """The champions and the feature rows of a sample of customers, read from the online store."""
+    from serving.champions import load_champions
+    from serving.feature_source import OnlineFeatures
+
+    champions = load_champions()
+    source = OnlineFeatures(champions.feature_names())
+    rows, unknown = source.fetch(list(range(1, 1501))[SAMPLE])
+    assert not unknown and len(rows) == 150
+    return {"champions": champions, "source": source, "rows": rows}
+
+
+def _reference_predictions(champions, frame: pd.DataFrame):
+    """The three champions' probabilities through the pandas path (``ScoringModel``)."""
+    from serving.catalogue import cross_sell_products
+    from serving.scoring import Predictions
+
+    products = cross_sell_products()
+    stacked = pd.concat([frame] * len(products), ignore_index=True)
+    stacked["product"] = np.repeat(products, len(frame))
+    cross_sell = champions.cross_sell.predict_proba(stacked).reshape(len(products), -1).T
+    return Predictions(
+        churn=champions.churn.predict_proba(frame),
+        probability_of_default=champions.credit_risk.predict_proba(frame),
+        products=products,
+        propensity=cross_sell,
+    )
+
+
+def test_fast_path_gives_the_reference_probabilities_points_tiers_and_offers(loaded):
+    from crmscore.settings import ServingSettings
+    from serving.scoring import decide, predict
+
+    champions, rows = loaded["champions"], loaded["rows"]
+    fast = predict(champions, rows)
+    reference = _reference_predictions(champions, rows.to_frame())
+    for name in ("churn", "probability_of_default", "propensity"):
+        np.testing.assert_allclose(
+            getattr(fast, name), getattr(reference, name), rtol=0, atol=1e-9, err_msg=name
+        )
+    scorecard = champions.compiled["credit_risk"].scorecard
+    decided = [decide(p, rows, ServingSettings(), scorecard) for p in (fast, reference)]
+    fast_scores, reference_scores = (d.to_frame() for d in decided)
+    pd.testing.assert_frame_equal(
+        fast_scores, reference_scores, check_exact=False, rtol=0, atol=1e-9
+    )
+    assert fast_scores["tier"].nunique() >= 3 and fast_scores["next_best_product"].nunique() >= 3
+    points = champions.credit_risk.points(reference.probability_of_default)
+    np.testing.assert_allclose(fast_scores["score_points"], np.round(points, 1), atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("model", "product"),
+    [
+        ("churn", None),
+        ("credit_risk", None),
+        ("cross_sell", "insurance"),
+        ("cross_sell", "mortgage"),
+    ],
+)
+def test_fast_contributions_equal_shap_tree_explainer(loaded, model, product):
+    import shap
+
+    from serving.explain import contributions
+
+    champion, rows = loaded["champions"][model], loaded["rows"]
+    compiled = loaded["champions"].compiled[model]
+    found = contributions(compiled, rows, product)
+    frame = rows.to_frame()
+    if product:
+        frame["product"] = product
+    explainer = shap.TreeExplainer(champion.booster)
+    reference = explainer.shap_values(champion.prepare(frame))
+    np.testing.assert_allclose(found.matrix, reference, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(found.base, explainer.expected_value, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(found.base + found.matrix.sum(axis=1), found.raw, atol=1e-9)
+    np.testing.assert_allclose(found.probability, champion.predict_proba(frame), rtol=0, atol=1e-9)
+
+
+def test_online_reader_reads_what_feast_get_online_features_returns(loaded):
+    from features.catalog import feature_names
+    from features.online import get_online_features
+
+    source = loaded["source"]
+    ids = [3, 987654321, 1, 2]
+    rows, unknown = source.fetch(ids)
+    assert rows.customer_ids == [3, 1, 2] and unknown == [987654321]
+    mine = rows.to_frame().set_index("customer_id")
+    for service in ("churn", "cross_sell", "credit_risk"):
+        feast = get_online_features([3, 1, 2], service).set_index("customer_id")
+        names = feature_names(service)
+        pd.testing.assert_frame_equal(
+            mine[names], feast[names], check_dtype=False, check_index_type=False
+        )
+
+
+def test_redis_online_store_gives_the_same_rows_and_scores(loaded, redis_server):
+    """The scale path: the same reader over Redis (one pipelined HMGET batch per view)."""
+    from crmscore.settings import ServingSettings, get_settings
+    from features.build import apply
+    from features.materialize import materialize
+    from serving.feature_source import OnlineFeatures
+    from serving.scoring import score_rows
+
+    champions, sqlite_rows = loaded["champions"], loaded["rows"]
+    ids = [*sqlite_rows.customer_ids, 987654321]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CRMSCORE_FEATURES__ONLINE_STORE", "redis")
+        env.setenv("CRMSCORE_FEATURES__REDIS_CONNECTION_STRING", redis_server)
+        get_settings.cache_clear()
+        try:
+            apply()
+            materialize()
+            rows, unknown = OnlineFeatures(champions.feature_names()).fetch(ids)
+        finally:
+            env.undo()
+            get_settings.cache_clear()
+    assert unknown == [987654321] and rows.customer_ids == sqlite_rows.customer_ids
+    np.testing.assert_array_equal(rows.numeric, sqlite_rows.numeric)
+    assert {k: v.tolist() for k, v in rows.text.items()} == {
+        k: v.tolist() for k, v in sqlite_rows.text.items()
+    }
+    settings = ServingSettings()
+    pd.testing.assert_frame_equal(
+        score_rows(champions, rows, settings).to_frame(),
+        score_rows(champions, sqlite_rows, settings).to_frame(),
+    )
+
+
+def test_snapshot_rows_equal_online_rows(loaded):
+    from serving.feature_source import SnapshotFeatures
+
+    champions, online = loaded["champions"], loaded["rows"]
+    snapshot, unknown = SnapshotFeatures(champions.feature_names()).fetch(online.customer_ids)
+    assert not unknown and snapshot.customer_ids == online.customer_ids
+    np.testing.assert_array_equal(snapshot.numeric, online.numeric)
+    for name, column in online.text.items():
+        assert snapshot.text[name].tolist() == column.tolist(), name
+
+
 # --- health, metrics, OpenAPI ------------------------------------------------------------------
 
 
@@ -131,6 +280,86 @@ def test_health_readiness_metrics_and_openapi(server):
     assert "bentoml_service_request" in metrics
     paths = httpx.get(f"{url}/docs.json").json()["paths"]
     assert {"/score", "/explain", "/score_features", "/targets", "/reload"} <= set(paths)
+
+
+#: The generator's pins: a tool environment of its own (it caps typer below the project's pin).
+OPENAPI_CLIENT_LOCK = PROJECT_ROOT / "requirements-openapi-client.lock"
+
+
+def openapi_python_client() -> Path:
+    """The ``openapi-python-client`` executable, installed from its lock on first use."""
+    tool = Path(sys.prefix) / "tools" / "openapi-python-client"
+    executable = tool / "bin" / "openapi-python-client"
+    if not executable.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(tool)], check=True)
+        install = [tool / "bin" / "pip", "install", "--quiet", "-r", OPENAPI_CLIENT_LOCK]
+        subprocess.run(install, check=True, capture_output=True)
+    return executable
+
+
+def test_a_client_generated_from_the_live_document_scores_and_gets_typed_errors(
+    server, tmp_path, monkeypatch
+):
+    """What another service's developer does: generate a client from ``/docs.json`` and call it.
+    Request and response classes carry readable names; every error status parses as ``Error``."""
+    import importlib
+
+    document = tmp_path / "docs.json"
+    document.write_bytes(httpx.get(f"{server['url']}/docs.json").content)
+    generator = openapi_python_client()
+    env = {**os.environ, "PATH": f"{generator.parent}{os.pathsep}{os.environ['PATH']}"}
+    generated = subprocess.run(
+        [generator, "generate", "--path", document, "--output-path", tmp_path / "crm_client",
+         "--meta", "none"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    assert "Warning" not in generated.stdout, generated.stdout  # every schema was understood
+    monkeypatch.syspath_prepend(str(tmp_path))
+    client = importlib.import_module("crm_client")
+    score = importlib.import_module("crm_client.api.scoring.score")
+    explain = importlib.import_module("crm_client.api.scoring.explain")
+    models = importlib.import_module("crm_client.models")
+
+    def session(key: str | None):
+        headers = {} if key is None else {"X-API-Key": key}
+        return client.Client(
+            base_url=server["url"], headers=headers, raise_on_unexpected_status=True
+        )
+
+    marketing = session(ROLE_KEY["marketing"])
+    answer = score.sync_detailed(client=marketing, body=models.ScoreRequest(customer_ids=[1, 2]))
+    assert answer.status_code == 200 and isinstance(answer.parsed, models.ScoreResponse)
+    assert [r.customer_id for r in answer.parsed.results] == [1, 2]
+    assert isinstance(answer.parsed.results[0].credit_risk, models.CreditScore)
+    reasons = explain.sync(
+        client=session(ROLE_KEY["risk"]),
+        body=models.ExplainRequest(customer_id=1, model=models.ExplainRequestModel.CREDIT_RISK),
+    )
+    assert isinstance(reasons, models.ExplainResponse) and reasons.reasons
+    assert isinstance(reasons.reasons[0], models.ReasonCode) and reasons.reasons[0].code
+    too_many = models.ScoreRequest(customer_ids=list(range(1, MAX_BATCH + 2)))
+    for caller, body, status in [
+        (session(None), models.ScoreRequest(customer_ids=[1]), 401),
+        (session(ROLE_KEY["service"]), None, 403),
+        (marketing, too_many, 413),
+    ]:
+        if status == 403:  # service may not explain
+            failed = explain.sync_detailed(
+                client=caller,
+                body=models.ExplainRequest(customer_id=1, model=models.ExplainRequestModel.CHURN),
+            )
+        else:
+            failed = score.sync_detailed(client=caller, body=body)
+        assert failed.status_code == status
+        assert isinstance(failed.parsed, models.Error) and failed.parsed.error, status
+    unknown = explain.sync_detailed(
+        client=session(ROLE_KEY["risk"]),
+        body=models.ExplainRequest(customer_id=987654321, model=models.ExplainRequestModel.CHURN),
+    )
+    assert unknown.status_code == 404 and "987654321" in unknown.parsed.error
+    bad = score.sync_detailed(client=marketing, body=models.ScoreRequest(customer_ids=[0]))
+    assert bad.status_code == 400 and bad.parsed.field.startswith("customer_ids")
 
 
 # --- /score ------------------------------------------------------------------------------------
@@ -248,7 +477,7 @@ def test_audit_log_pseudonymises_customer_ids(server):
     ("model", "product"), [("churn", None), ("credit_risk", None), ("cross_sell", "insurance")]
 )
 def test_explain_contributions_add_up_to_the_raw_score(server, model, product):
-    payload = {"customer_id": 7, "model": model, "top_k": 4}
+    payload = {"customer_id": 7, "model": model, "top_k": 4, "direction": "both"}
     if product:
         payload["product"] = product
     response = call(server, "explain", payload, role="risk")
@@ -263,8 +492,20 @@ def test_explain_contributions_add_up_to_the_raw_score(server, model, product):
     for reason in body["reasons"]:
         verb = "raises" if reason["contribution"] > 0 else "lowers"
         assert verb in reason["sentence"] and reason["sentence"].endswith(".")
-        assert reason["contribution"] == body["contributions"][reason["feature"]]
+        assert reason["feature"] in reason["features"]
+        family = sum(body["contributions"][f] for f in reason["features"])
+        assert reason["contribution"] == pytest.approx(family, abs=1e-12)
+        assert re.fullmatch(r"[A-Z]\d\d", reason["code"]) and reason["text"]
         assert "offered" not in reason["sentence"]  # derived inputs read as their store column
+    default = call(server, "explain", {k: v for k, v in payload.items() if k not in
+                   ("top_k", "direction")}, role="risk").json()  # fmt: skip
+    assert 1 <= len(default["reasons"]) <= 4
+    assert all(r["contribution"] > 0 for r in default["reasons"])
+    if model == "credit_risk":  # never a reason for credit: age, region, occupation
+        given = {f for r in default["reasons"] for f in r["features"]}
+        assert not given & {"age_years", "region", "occupation"}
+        withheld = sum(body["contributions"][f] for f in ("age_years", "region", "occupation"))
+        assert body["withheld"] == pytest.approx(withheld, abs=1e-12)
     score = call(server, "score", {"customer_ids": [7]}).json()["results"][0]
     if model == "churn":  # uncalibrated: the probability is the sigmoid of the raw score
         assert body["probability"] == pytest.approx(1 / (1 + math.exp(-body["raw_score"])))
@@ -294,10 +535,10 @@ def test_score_features_matches_score_for_the_same_values(server):
     from serving.feature_source import OnlineFeatures
 
     champions = load_champions()
-    frame, _ = OnlineFeatures(champions.feature_names()).fetch([11])
+    rows, _ = OnlineFeatures(champions.feature_names()).fetch([11])
     row = {
         k: (None if isinstance(v, float) and math.isnan(v) else v)
-        for k, v in frame.iloc[0].to_dict().items()
+        for k, v in rows.to_frame().iloc[0].to_dict().items()
     }
     row["customer_id"] = int(row["customer_id"])
     sent = call(server, "score_features", {"rows": [row]}, role="service")
@@ -365,6 +606,40 @@ def test_targets_apply_every_exclusion(server, stack):
     )
     assert not set(ids) & open_holders
     assert holders  # the bank does sell the product
+
+
+def test_targets_follow_a_materialisation(server):
+    """/targets ranks a book of scores read from the online store; after the store is loaded
+    with another snapshot, the next list is ranked on the new values (what /score now says)."""
+    from datetime import timedelta
+
+    from features.materialize import latest_snapshot, materialize
+
+    def listed() -> dict[int, float]:
+        body = call(server, "targets", {"product": "insurance", "top": 20}, role="marketing")
+        assert body.status_code == 200, body.text
+        return {t["customer_id"]: t["propensity"] for t in body.json()["targets"]}
+
+    def scored(ids) -> dict[int, float]:
+        results = call(server, "score", {"customer_ids": list(ids)}).json()["results"]
+        return {
+            r["customer_id"]: next(
+                p["propensity"] for p in r["cross_sell"]["products"] if p["product"] == "insurance"
+            )
+            for r in results
+        }
+
+    before = listed()
+    assert before == pytest.approx(scored(before))
+    latest = latest_snapshot()
+    try:
+        materialize(end=latest - timedelta(days=20))  # the month before
+        after = listed()
+        assert after != before
+        assert after == pytest.approx(scored(after))
+    finally:
+        materialize(end=latest)
+    assert listed() == pytest.approx(before)
 
 
 @pytest.mark.parametrize(
