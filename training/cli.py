@@ -1,4 +1,5 @@
-"""``crmscore train``: run the shared pipeline for one model or all, with progress and a summary.
+"""``crmscore train`` (the shared pipeline for one model or all, with progress and a summary) and
+``crmscore document`` (a registered version's model document).
 
 Only typer and rich are imported at module level; the pipeline (LightGBM, MLflow, Feast) loads when
 the command runs, so ``crmscore --help`` stays instant.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 
@@ -85,3 +87,57 @@ def train(
         console.print(f"[dim]{result.model}: {result.reason}[/]")
         if result.split.note:
             console.print(f"[yellow]{result.model}: {result.split.note}[/]")
+
+
+class DocumentedModel(StrEnum):
+    churn = "churn"
+    cross_sell = "cross_sell"
+    credit_risk = "credit_risk"
+
+
+def document(
+    model: DocumentedModel = typer.Argument(..., help="Which model."),
+    version: str = typer.Option(None, help="Registered version (default: the champion)."),
+    out: Path = typer.Option(..., "--out", help="HTML file to write (replaced atomically)."),
+) -> None:
+    """Write a registered version's model document: one self-contained HTML file.
+
+    The same document training logged to the version's MLflow run
+    (model_document.html).
+
+    It covers purpose and use, label and population, data, code and packages,
+    features, out-of-time performance with bootstrap intervals, calibration by
+    decile and grade, stability, the baseline and scorecard challenger,
+    the promotion decision and known limitations.
+    """
+    from mlflow.exceptions import MlflowException
+    from rich.console import Console
+
+    from training.document import document_html
+    from training.registry import configure_mlflow, current_champion, registered_name
+
+    client = configure_mlflow()
+    name = registered_name(model.value)
+    try:
+        if version is None:
+            champion = current_champion(client, model.value)
+            if champion is None:
+                raise LookupError(f"{name} has no champion: pass --version or train it first")
+            version = str(champion.version)
+        html = document_html(client, name, version)
+    except LookupError as exc:
+        _fail(str(exc))
+    except MlflowException as exc:  # e.g. no such version
+        _fail(f"{name} version {version}: {exc.message}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_text(html, encoding="utf-8")
+    partial.replace(out)
+    Console().print(f"{name} v{version}: model document written to {out}")
+
+
+def _fail(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=1)
