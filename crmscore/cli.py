@@ -39,11 +39,16 @@ def generate(
         dir_okay=False,
         help="Write the tables in this bank's vocabulary (bank.yaml: regions, products...).",
     ),
+    shock_from: str = typer.Option(
+        None,
+        help="An economic shock from this month start (YYYY-MM-01) on: salaries fall 30%, card "
+        "spending doubles, missed payments become likelier (to test crmscore monitor).",
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Write a synthetic bank with known truth (raw tables + bank.yaml + oracle probabilities)."""
     from crmscore.contract import DEFAULT_CONTRACT, BankContract, ContractError
-    from crmscore.synthetic import BankConfig, generate_bank
+    from crmscore.synthetic import BankConfig, EconomicShock, generate_bank
 
     defaults = get_settings().generator
     try:
@@ -53,6 +58,7 @@ def generate(
             seed=defaults.seed if seed is None else seed,
             start=start or defaults.start,
             contract=BankContract.load(bank) if bank else DEFAULT_CONTRACT,
+            shock=EconomicShock(shock_from) if shock_from else None,
         )
         summary = generate_bank(config, out or get_settings().data_dir, progress=progress)
     except (ContractError, ValueError) as error:
