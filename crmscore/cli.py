@@ -14,6 +14,7 @@ import typer
 
 from crmscore.settings import get_settings
 from features.cli import app as features_app
+from monitoring.cli import monitor as monitor_command
 from serving.cli import register as register_serving
 from training.cli import document as document_command
 from training.cli import train as train_command
@@ -217,6 +218,7 @@ def schema(
 
 app.command(name="train")(train_command)
 app.command(name="document")(document_command)
+app.command(name="monitor")(monitor_command)
 app.add_typer(features_app, name="features")
 register_serving(app)  # score, targets, explain, serve
 
