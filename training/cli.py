@@ -36,6 +36,9 @@ def train(
     """Train, evaluate and register models in MLflow; move 'champion' only when a model wins.
 
     Labels from the raw tables, features from Feast, runs to settings.training.tracking_uri.
+
+    Each version's run gets its model document (model_document.html; see crmscore document)
+    and, for credit risk, the WoE scorecard challenger and its points table.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn

@@ -14,6 +14,8 @@ document and monitoring reuse them:
 4. :func:`log_run` -> :class:`LoggedRun`: everything into MLflow, the model registered;
 5. :func:`promote` -> :class:`Promotion`: move the ``champion`` alias only if the new version
    beats the current champion on the promotion metric, re-scored on the same test rows.
+
+Then the model document (:mod:`training.document`) is rendered from the run alone and logged.
 """
 
 from __future__ import annotations
