@@ -35,11 +35,11 @@ from models import MODELS, get_definition
 from training import metrics
 from training.backtest import grade_backtest
 from training.dataset import ENTITY, feast_training_set, fetch_features
-from training.document import FACTS
+from training.document import FACTS, master_scale_of
 from training.labels import build_labels, observation_end
 from training.master_scale import MasterScale
 from training.pipeline import REFERENCE_ARTIFACT
-from training.registry import LoadedModel, configure_mlflow, current_champion, load_scoring_model
+from training.registry import LoadedModel, configure_mlflow, load_champion
 from training.stability import StabilityReference
 
 
@@ -132,7 +132,8 @@ def _artifact_json(client, run_id: str, path: str) -> dict | None:
         return json.loads(Path(client.download_artifacts(run_id, path, tmp)).read_text())
 
 
-def _stability_alerts(name: str, snapshot: date, stability: pd.DataFrame) -> list[str]:
+def stability_alerts(name: str, snapshot: date, stability: pd.DataFrame) -> list[str]:
+    """Red findings in a :meth:`StabilityReference.compare` table (see the module docstring)."""
     config = get_settings().monitoring
     score, inputs = stability.iloc[0], stability.iloc[1:]
     alerts = []
@@ -155,11 +156,21 @@ def _stability_alerts(name: str, snapshot: date, stability: pd.DataFrame) -> lis
     return alerts
 
 
+def auc_alerts(name: str, snapshot: date, auc: float, test_auc: float) -> list[str]:
+    """An AUC more than ``monitoring.max_auc_drop`` below the champion's test AUC is red."""
+    drop = get_settings().monitoring.max_auc_drop
+    if auc == auc and auc < test_auc - drop:
+        return [
+            f"{name}: back-test {snapshot}: AUC {auc:.3f}, more than {drop} below the "
+            f"champion's test AUC {test_auc:.3f}"
+        ]
+    return []
+
+
 def backtest(
     champion: LoadedModel, snapshot: date, scale: MasterScale | None, test_auc: float, raw_dir
 ) -> tuple[Backtest, list[str]]:
     """Label, score and grade one closed snapshot; the alerts it raises."""
-    config = get_settings().monitoring
     definition = get_definition(champion.name)
     frame, _, probability = scored_population(
         champion, [snapshot], definition.horizon_months, raw_dir
@@ -178,11 +189,7 @@ def backtest(
             )
     else:
         table = metrics.calibration_table(y, probability)
-    if auc == auc and auc < test_auc - config.max_auc_drop:
-        alerts.append(
-            f"{champion.name}: back-test {snapshot}: AUC {auc:.3f}, more than "
-            f"{config.max_auc_drop} below the champion's test AUC {test_auc:.3f}"
-        )
+    alerts += auc_alerts(champion.name, snapshot, auc, test_auc)
     amber = scale is not None and (table["status"] == "amber").any()
     result = Backtest(
         snapshot=snapshot,
@@ -200,24 +207,17 @@ def backtest(
 
 def monitor_model(client, name: str, snapshot: date, raw_dir: Path) -> ModelMonitoring | str:
     """Monitoring of ``name``'s champion at ``snapshot``, or the reason it cannot be done."""
-    version = current_champion(client, name)
-    if version is None:
+    try:
+        champion = load_champion(name)
+    except LookupError:
         return "no champion"
-    reference = _artifact_json(client, version.run_id, REFERENCE_ARTIFACT)
-    facts = _artifact_json(client, version.run_id, FACTS)
+    reference = _artifact_json(client, champion.run_id, REFERENCE_ARTIFACT)
+    facts = _artifact_json(client, champion.run_id, FACTS)
     if reference is None or facts is None:
-        return f"champion v{version.version} has no training reference: retrain it"
-    champion = LoadedModel(
-        name=name,
-        registered_name=version.name,
-        version=str(version.version),
-        run_id=version.run_id,
-        scoring_model=load_scoring_model(f"models:/{version.name}/{version.version}"),
-        tags=dict(version.tags),
-    )
+        return f"champion v{champion.version} has no training reference: retrain it"
     frame, matrix, score = scored_population(champion, [snapshot], 0, raw_dir)
     stability = StabilityReference.from_dict(reference).compare(matrix, score)
-    run_metrics = client.get_run(version.run_id).data.metrics
+    run_metrics = client.get_run(champion.run_id).data.metrics
     result = ModelMonitoring(
         model=name,
         champion=champion,
@@ -226,14 +226,9 @@ def monitor_model(client, name: str, snapshot: date, raw_dir: Path) -> ModelMoni
         test_auc=float(run_metrics.get("test_auc", float("nan"))),
         rows=len(frame),
         stability=stability,
-        alerts=_stability_alerts(name, snapshot, stability),
+        alerts=stability_alerts(name, snapshot, stability),
     )
-    rows = facts.get("master_scale")
-    scale = (
-        MasterScale(tuple(r["grade"] for r in rows), tuple(r["pd_to"] for r in rows))
-        if rows
-        else None
-    )
+    scale = master_scale_of(facts)
     horizon = pd.DateOffset(months=int(facts["horizon_months"]))
     closed = pd.date_range(pd.Timestamp(result.test_snapshot) + pd.DateOffset(months=1),
                            pd.Timestamp(snapshot) - horizon, freq="MS")  # fmt: skip

@@ -15,6 +15,7 @@ known limitations.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -310,7 +311,8 @@ def _interval(value) -> str:
     return "–" if value is None else f"[{value[0]:.3f}, {value[1]:.3f}]"
 
 
-def _master_scale(facts: dict[str, Any]) -> MasterScale | None:
+def master_scale_of(facts: dict[str, Any]) -> MasterScale | None:
+    """The master scale a run was trained with (None for models without a PD)."""
     rows = facts.get("master_scale")
     if not rows:
         return None
@@ -397,8 +399,6 @@ def _features(record: RunRecord) -> str:
 
     body += h.figure(plots.importance_figure(importance, "top 20 inputs by gain"), "importance")
     if record.shap_png is not None:
-        import base64
-
         data = base64.b64encode(record.shap_png).decode("ascii")
         body += f'<img alt="SHAP summary" src="data:image/png;base64,{data}">'
     return body + h.table(table, {"importance": h.percent(2)})
@@ -558,7 +558,7 @@ def _limitations(record: RunRecord) -> str:
 
 def render(record: RunRecord) -> str:
     """The document's HTML from a run record (pure: the same record gives the same bytes)."""
-    scale = _master_scale(record.facts)
+    scale = master_scale_of(record.facts)
     scores = record.scores
     grades = None if scale is None else grade_backtest(scores["label"], scores["champion"], scale)
     performance = performance_table(scores)
