@@ -38,8 +38,7 @@ def calm_bank(tmp_path_factory):
     from training.pipeline import train_model
 
     root = tmp_path_factory.mktemp("monitoring-calm")
-    env = stack_env(root, CRMSCORE_TRAINING__SHAP_ROWS="200",
-                    CRMSCORE_MONITORING__BOOTSTRAP_RESAMPLES="20")  # fmt: skip
+    env = stack_env(root, CRMSCORE_TRAINING__SHAP_ROWS="200")
     with built_stack(root, env, customers=CUSTOMERS, seed=SEED, months=MONTHS):
         for model in ("churn", "credit_risk"):
             train_model(model, lgbm_overrides=FAST, as_of=TRAINED_AS_OF)

@@ -22,10 +22,7 @@ from training.scorecard import Scorecard
 def bank(tmp_path_factory):
     """A small synthetic bank with its Feast feature store and an empty MLflow store."""
     root = tmp_path_factory.mktemp("training")
-    # Fewer bootstrap resamples: the document is rendered at every training run here.
-    env = stack_env(
-        root, CRMSCORE_TRAINING__SHAP_ROWS="300", CRMSCORE_MONITORING__BOOTSTRAP_RESAMPLES="50"
-    )
+    env = stack_env(root, CRMSCORE_TRAINING__SHAP_ROWS="300")
     with built_stack(root, env, customers=1500, seed=3):
         yield root
 
