@@ -14,7 +14,9 @@ import typer
 
 from crmscore.settings import get_settings
 from features.cli import app as features_app
+from monitoring.cli import monitor as monitor_command
 from serving.cli import register as register_serving
+from training.cli import document as document_command
 from training.cli import train as train_command
 
 app = typer.Typer(
@@ -38,11 +40,16 @@ def generate(
         dir_okay=False,
         help="Write the tables in this bank's vocabulary (bank.yaml: regions, products...).",
     ),
+    shock_from: str = typer.Option(
+        None,
+        help="An economic shock from this month start (YYYY-MM-01) on: salaries fall 30%, card "
+        "spending doubles, missed payments become likelier (to test crmscore monitor).",
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Write a synthetic bank with known truth (raw tables + bank.yaml + oracle probabilities)."""
     from crmscore.contract import DEFAULT_CONTRACT, BankContract, ContractError
-    from crmscore.synthetic import BankConfig, generate_bank
+    from crmscore.synthetic import BankConfig, EconomicShock, generate_bank
 
     defaults = get_settings().generator
     try:
@@ -52,6 +59,7 @@ def generate(
             seed=defaults.seed if seed is None else seed,
             start=start or defaults.start,
             contract=BankContract.load(bank) if bank else DEFAULT_CONTRACT,
+            shock=EconomicShock(shock_from) if shock_from else None,
         )
         summary = generate_bank(config, out or get_settings().data_dir, progress=progress)
     except (ContractError, ValueError) as error:
@@ -209,6 +217,8 @@ def schema(
 
 
 app.command(name="train")(train_command)
+app.command(name="document")(document_command)
+app.command(name="monitor")(monitor_command)
 app.add_typer(features_app, name="features")
 register_serving(app)  # score, targets, explain, serve
 

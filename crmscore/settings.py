@@ -231,6 +231,33 @@ class ServingSettings(BaseModel):
     snapshot_chunk: int = Field(default=50_000, ge=1)
 
 
+class MonitoringSettings(BaseModel):
+    """``crmscore monitor`` and the model document: stability bands, back-test thresholds."""
+
+    #: PSI / CSI bands, the usual credit-risk rule of thumb: below ``psi_amber`` stable, from
+    #: ``psi_red`` on the population has shifted (red fails ``crmscore monitor``).
+    psi_amber: float = 0.10
+    psi_red: float = 0.25
+    #: Whether a red input CSI alone fails ``crmscore monitor``. Off: inputs drift with the
+    #: calendar (12-month windows filling up, customers ageing) without the score moving; the
+    #: score PSI and the back-tests say whether the drift matters. Red inputs are always listed.
+    fail_on_input_csi: bool = False
+    #: An input's missing rate rising by more than this (absolute share) is red: a broken feed
+    #: shows up as missing values long before it moves a PSI. Falls are only reported: with a
+    #: short history they are the norm (look-back windows fill up, first complaints arrive).
+    max_missing_change: float = Field(default=0.10, gt=0, le=1)
+    #: Back-testing a PD per rating grade (Jeffreys test, one-sided: is the PD too low?): a
+    #: p-value below ``pvalue_red`` is red, below ``pvalue_amber`` amber (ECB/TRIM practice).
+    pvalue_amber: float = 0.05
+    pvalue_red: float = 0.01
+    #: Back-testing any model: an AUC this far below the champion's test AUC is red.
+    max_auc_drop: float = Field(default=0.05, gt=0)
+    #: MLflow experiment the monitoring runs are logged to.
+    experiment: str = "crmscore-monitoring"
+    #: Bootstrap resamples for the model document's confidence intervals (95 %, percentile).
+    bootstrap_resamples: int = Field(default=200, ge=20)
+
+
 class Settings(BaseSettings):
     """Root settings object. Sections are added by the stages that own them."""
 
@@ -244,6 +271,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     features: FeatureSettings = FeatureSettings()
     serving: ServingSettings = ServingSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @property
     def raw_dir(self) -> Path:

@@ -31,4 +31,26 @@ CREDIT_RISK = ModelDefinition(
     calibrate=True,
     scorecard=True,
     scorecard_challenger=True,
+    intended_use=(
+        "Probability of default of existing credit customers, shown as PD, scorecard points and "
+        "a master-scale grade: screens credit offers (no credit product above the maximum PD), "
+        "sets customer tiers, and supports risk officers' reviews with reason codes. Not "
+        "approved for capital (IRB) or provisioning (IFRS 9) figures."
+    ),
+    label_definition=(
+        "1 when any credit account (card, personal loan, mortgage) is 90+ days past due at a "
+        "month end within 12 months of the snapshot, else 0."
+    ),
+    population_text=(
+        "Customers with an open credit account at the snapshot and none 90+ days past due at "
+        "the latest month end before it."
+    ),
+    limitations=(
+        "Twelve-month horizon on a short history: the train/test gap may be shorter than the "
+        "horizon, and the test snapshot then holds only the held-out customers.",
+        "Calibrated (Platt) on recent validation snapshots: a change in the economy shifts the "
+        "default rate before the model is refitted; monitor the per-grade back-test.",
+        "Applicants without a credit account at the bank are outside the population: the PD "
+        "shown for them is an extrapolation.",
+    ),
 )

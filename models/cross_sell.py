@@ -22,4 +22,22 @@ CROSS_SELL = ModelDefinition(
     align_by_key=True,
     # Column sampling would drop `product` from many trees; a pooled model needs it in each.
     lgbm_overrides={"num_leaves": 31, "colsample_bytree": 1.0},
+    intended_use=(
+        "Ranks (customer, product) offers by the probability of take-up for marketing target "
+        "lists and the next best product. Not a credit decision: credit products are also "
+        "screened by the probability of default."
+    ),
+    label_definition=(
+        "1 when an account of the offered product opens within 3 months of the snapshot, else 0; "
+        "one row per customer and product."
+    ),
+    population_text=(
+        "Customers with an open account at the snapshot, for each product they do not hold."
+    ),
+    limitations=(
+        "Take-up is observed with and without campaigns alike: the score is a propensity, not "
+        "the uplift a contact would cause.",
+        "Rare products (mortgage, insurance) have few events per snapshot; their per-product "
+        "AUCs carry wide sampling error.",
+    ),
 )

@@ -61,6 +61,12 @@ class ModelDefinition:
     outcome: str = ""
     #: The oracle's ``outcome`` value for this label (synthetic data only; empty: no oracle).
     oracle_outcome: str = ""
+    #: The model document's words (SR 11-7: purpose and use, the label and its population, the
+    #: limitations a validator should know): plain sentences for risk officers.
+    intended_use: str = ""
+    label_definition: str = ""
+    population_text: str = ""
+    limitations: tuple[str, ...] = ()
     #: Overrides of :data:`BASE_LGBM_PARAMS`.
     lgbm_overrides: Mapping[str, Any] = field(default_factory=dict)
     #: Label-frame columns that are also model inputs (cross_sell: ``product``).
@@ -78,6 +84,9 @@ class ModelDefinition:
     calibrate: bool = False
     #: Also report a score in points (``training.scorecard``).
     scorecard: bool = False
+    #: Also fit the traditional WoE scorecard (``training.challenger``) on the same training rows,
+    #: compared with the champion in the model document; never promoted.
+    scorecard_challenger: bool = False
     #: Also fit the traditional WoE scorecard (``training.challenger``) on the same training rows,
     #: compared with the champion in the model document; never promoted.
     scorecard_challenger: bool = False

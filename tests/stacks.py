@@ -18,10 +18,13 @@ from crmscore.settings import get_settings
 
 def stack_env(root: Path, **settings: str) -> dict[str, str]:
     """Settings environment for a stack under ``root``: its data folder and a SQLite MLflow
-    store of its own, plus ``settings`` (``CRMSCORE_...`` names) and BentoML kept inside too."""
+    store of its own, plus ``settings`` (``CRMSCORE_...`` names) and BentoML kept inside too.
+    Model documents bootstrap 20 resamples, not 200: every training run renders one, and no
+    test reads the intervals' third digit."""
     return {
         "CRMSCORE_DATA_DIR": str(root / "data"),
         "CRMSCORE_TRAINING__TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        "CRMSCORE_MONITORING__BOOTSTRAP_RESAMPLES": "20",
         "BENTOML_HOME": str(root / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "true",
         **settings,
@@ -37,10 +40,13 @@ def built_stack(
     seed: int,
     materialise: bool = False,
     lgbm_overrides: dict | None = None,
+    months: int = 24,
+    shock=None,
 ) -> Iterator[Path]:
-    """Generate a bank (``customers`` x 24 months) under ``root / "data"``, build and apply its
-    Feast repository, then optionally materialise the online store and train the three models
-    (``lgbm_overrides`` given); ``env`` is set while the block runs. Yields ``root``."""
+    """Generate a bank (``customers`` x ``months``, with an optional ``EconomicShock``) under
+    ``root / "data"``, build and apply its Feast repository, then optionally materialise the
+    online store and train the three models (``lgbm_overrides`` given); ``env`` is set while the
+    block runs. Yields ``root``."""
     from crmscore.synthetic import BankConfig, generate_bank
     from features.build import apply, build_feature_tables
     from features.materialize import materialize
@@ -50,7 +56,7 @@ def built_stack(
         patch.setenv(name, value)
     get_settings.cache_clear()
     try:
-        config = BankConfig(customers=customers, months=24, seed=seed)
+        config = BankConfig(customers=customers, months=months, seed=seed, shock=shock)
         generate_bank(config, root / "data", progress=False)
         build_feature_tables(progress=False)
         apply()

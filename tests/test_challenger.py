@@ -68,3 +68,18 @@ def test_a_row_scores_the_sum_of_its_bins_points(challenger, sample):
     by_bin = table.set_index(["characteristic", "bin"])["points"]
     expected = by_bin[("utilisation", "Missing")] + by_bin[("region", "c")]
     assert challenger.points(row)[0] == pytest.approx(expected, abs=1e-9)
+
+
+def test_at_most_the_configured_number_of_characteristics(sample, monkeypatch):
+    from crmscore.settings import get_settings
+
+    monkeypatch.setenv("CRMSCORE_TRAINING__CHALLENGER_CHARACTERISTICS", "1")
+    get_settings.cache_clear()
+    try:
+        one = fit_scorecard_challenger(
+            sample, ["utilisation", "noise", "region"], ["region"], {"utilisation": 1}, Scorecard()
+        )
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert one.characteristics == ["utilisation"]  # the most informative of the two

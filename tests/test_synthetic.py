@@ -119,3 +119,57 @@ def test_help_works():
     for args in (["--help"], ["generate", "--help"]):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
+
+
+def test_an_economic_shock_changes_only_the_months_from_its_start(tmp_path):
+    from crmscore.synthetic import EconomicShock
+
+    plain = BankConfig(customers=600, months=12, seed=5)
+    shocked = BankConfig(customers=600, months=12, seed=5, shock=EconomicShock("2024-07-01"))
+    result = CliRunner().invoke(
+        app,
+        ["generate", "--customers", "600", "--months", "12", "--seed", "5",
+         "--shock-from", "2024-07-01", "--out", str(tmp_path / "cli"), "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    generate_bank(plain, tmp_path / "plain", progress=False)
+    generate_bank(shocked, tmp_path / "shocked", progress=False)
+    start = pd.Timestamp("2024-07-01")
+
+    def read(bank: str, table: str) -> pd.DataFrame:
+        return pd.read_parquet(tmp_path / bank / "raw" / table)
+
+    before, after = {}, {}
+    for bank in ("plain", "shocked"):
+        tx = read(bank, "transactions")
+        before[bank] = tx[tx["ts"] < start].reset_index(drop=True)
+        after[bank] = tx[tx["ts"] >= start]
+    pd.testing.assert_frame_equal(before["plain"], before["shocked"])
+    pd.testing.assert_frame_equal(read("cli", "transactions"), read("shocked", "transactions"))
+
+    def total(frame: pd.DataFrame, kind: str) -> float:
+        return frame.loc[frame["type"] == kind, "amount"].sum()
+
+    # Salaries are cut by a quarter from the shock on (the same people are paid less).
+    assert total(after["shocked"], "salary") < 0.8 * total(after["plain"], "salary")
+    # Credit cards carry higher balances (utilisation rises).
+    cards = read("plain", "accounts").query("product == 'credit_card'")["account_id"]
+
+    def card_balance(bank: str) -> float:
+        status = read(bank, "credit_status")
+        rows = status[status["account_id"].isin(cards) & (status["month"] >= start.date())]
+        return rows["balance"].mean()
+
+    assert card_balance("shocked") > 1.2 * card_balance("plain")
+    events = {
+        bank: pd.read_parquet(tmp_path / bank / "oracle" / "events").query("outcome == 'default'")
+        for bank in ("plain", "shocked")
+    }
+    assert len(events["shocked"]) > len(events["plain"])
+
+
+def test_a_shock_must_start_on_a_month_start():
+    from crmscore.synthetic import EconomicShock
+
+    with pytest.raises(ValueError, match="month start"):
+        BankConfig(shock=EconomicShock("2024-07-15"))

@@ -4,6 +4,8 @@ synthetic raw tables -> DuckDB feature tables registered in Feast -> training ->
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,6 +52,82 @@ def test_each_model_is_registered_with_metrics_and_a_champion(first_runs):
         champion = load_champion(name)
         assert champion.version == result.version
         assert champion.registered_name == f"crmscore-{name}"
+
+
+SECTIONS = {
+    "purpose": "1. Purpose and use",
+    "label": "2. Label, horizon and population",
+    "data": "3. Data: window, snapshots and fingerprint",
+    "code": "4. Code and package versions",
+    "features": "5. Features: descriptions, importance, monotone constraints",
+    "performance": "6. Out-of-time performance",
+    "calibration": "7. Calibration",
+    "stability": "8. Stability",
+    "comparison": "9. Comparison with the benchmarks",
+    "promotion": "10. Promotion decision",
+    "limitations": "11. Known limitations",
+}
+
+
+def test_every_run_logs_its_model_document_and_the_cli_writes_the_same_bytes(first_runs, tmp_path):
+    from mlflow import MlflowClient
+    from typer.testing import CliRunner
+
+    from crmscore.cli import app
+
+    client = MlflowClient(get_settings().training.tracking_uri)
+    for name, result in first_runs.items():
+        logged = client.download_artifacts(result.run_id, "model_document.html", str(tmp_path))
+        out = tmp_path / f"{name}.html"
+        cli = CliRunner().invoke(
+            app, ["document", name, "--version", result.version, "--out", str(out)]
+        )
+        assert cli.exit_code == 0, cli.output
+        assert out.read_bytes() == Path(logged).read_bytes(), name  # deterministic per run
+        html = out.read_text()
+        assert "<script" not in html and "http://" not in html and "https://" not in html
+        for anchor in SECTIONS:
+            assert f'id="{anchor}"' in html, (name, anchor)
+
+
+def test_the_credit_model_document_reads_in_a_browser(first_runs, tmp_path):
+    from mlflow import MlflowClient
+
+    from tests.browser import browser_page
+
+    result = first_runs["credit_risk"]
+    client = MlflowClient(get_settings().training.tracking_uri)
+    path = client.download_artifacts(result.run_id, "model_document.html", str(tmp_path))
+    with browser_page() as page:
+        requests = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(f"file://{path}")
+        assert page.title() == f"crmscore-credit_risk v{result.version} — model document"
+        for anchor, title in SECTIONS.items():
+            assert page.locator(f"section#{anchor} > h2").inner_text() == title
+        images = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+        assert len(images) == 5 and all(width > 0 for width in images)  # every plot decodes
+        assert {url.split(":")[0] for url in requests} <= {"file", "data"}  # no network
+        performance = page.locator("section#performance table").first.inner_text()
+        for model in ("LightGBM champion", "logistic baseline", "WoE scorecard challenger"):
+            assert model in performance
+        grades = page.locator("section#calibration table").nth(1).inner_text()
+        assert "jeffreys_pvalue" in grades and "\n10\t" in grades  # all ten master-scale grades
+        points = page.locator("section#comparison table").inner_text()
+        assert "Missing" in points and "Special" in points
+        assert page.locator("section#promotion .verdict").inner_text() == "Decision: promoted."
+
+
+def test_an_unknown_version_is_refused_and_nothing_is_written(tmp_path):
+    from typer.testing import CliRunner
+
+    from crmscore.cli import app
+
+    result = CliRunner().invoke(
+        app, ["document", "churn", "--version", "999", "--out", str(tmp_path / "x.html")]
+    )
+    assert result.exit_code == 1
+    assert "crmscore-churn version 999" in result.output and not (tmp_path / "x.html").exists()
 
 
 def test_champion_scores_and_explains(first_runs, bank):

@@ -44,7 +44,7 @@ class ScorecardChallenger:
 
     @property
     def characteristics(self) -> list[str]:
-        """The characteristics the scorecard kept (highest information value first)."""
+        """The characteristics the scorecard kept (the most informative), in input order."""
         return [str(name) for name in self.scorecard.binning_process_.get_support(names=True)]
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
@@ -104,7 +104,11 @@ def fit_scorecard_challenger(
         max_n_bins=config.challenger_max_bins,
         min_bin_size=config.challenger_min_bin_share,
         selection_criteria={
-            "iv": {"min": config.challenger_min_iv, "top": config.challenger_characteristics}
+            "iv": {
+                "min": config.challenger_min_iv,
+                "strategy": "highest",
+                "top": config.challenger_characteristics,
+            }
         },
         binning_fit_params={f: {"monotonic_trend": _TREND[monotone.get(f, 0)]} for f in numeric},
     )

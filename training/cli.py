@@ -1,4 +1,5 @@
-"""``crmscore train``: run the shared pipeline for one model or all, with progress and a summary.
+"""``crmscore train`` (the shared pipeline for one model or all, with progress and a summary) and
+``crmscore document`` (a registered version's model document).
 
 Only typer and rich are imported at module level; the pipeline (LightGBM, MLflow, Feast) loads when
 the command runs, so ``crmscore --help`` stays instant.
@@ -7,6 +8,7 @@ the command runs, so ``crmscore --help`` stays instant.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -33,6 +35,9 @@ def train(
     features from Feast, runs to settings.training.tracking_uri. Small books are evaluated by
     repeated cross-validation, and a model whose AUC does not beat 0.5 by more than its
     confidence interval is registered but never made champion.
+
+    Each version's run gets its model document (model_document.html; see crmscore document)
+    and, for credit risk, the WoE scorecard challenger and its points table.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -98,3 +103,56 @@ def train(
         console.print(f"[dim]{result.model}: {escape(result.reason)}[/]")
         if result.split.note:
             console.print(f"[yellow]{result.model}: {escape(result.split.note)}[/]")
+
+
+def document(
+    model: str = typer.Argument(..., help="Which model: churn, cross_sell, credit_risk or own."),
+    version: str = typer.Option(None, help="Registered version (default: the champion)."),
+    out: Path = typer.Option(..., "--out", help="HTML file to write (replaced atomically)."),
+) -> None:
+    """Write a registered version's model document: one self-contained HTML file.
+
+    The same document training logged to the version's MLflow run
+    (model_document.html).
+
+    It covers purpose and use, label and population, data, code and packages,
+    features, out-of-time performance with bootstrap intervals, calibration by
+    decile and grade, stability, the baseline and scorecard challenger,
+    the promotion decision and known limitations.
+    """
+    from mlflow.exceptions import MlflowException
+    from rich.console import Console
+
+    from models import get_definition
+    from training.document import document_html
+    from training.registry import configure_mlflow, current_champion, registered_name
+
+    try:
+        get_definition(model)
+    except ValueError as exc:
+        _fail(str(exc))
+    client = configure_mlflow()
+    name = registered_name(model)
+    try:
+        if version is None:
+            champion = current_champion(client, model)
+            if champion is None:
+                raise LookupError(f"{name} has no champion: pass --version or train it first")
+            version = str(champion.version)
+        html = document_html(client, name, version)
+    except LookupError as exc:
+        _fail(str(exc))
+    except MlflowException as exc:  # e.g. no such version
+        _fail(f"{name} version {version}: {exc.message}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_text(html, encoding="utf-8")
+    partial.replace(out)
+    Console().print(f"{name} v{version}: model document written to {out}")
+
+
+def _fail(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=1)

@@ -103,21 +103,16 @@ def calibration_table(y, probability, bins: int = 10) -> pd.DataFrame:
     )
 
 
-def psi(expected, actual, bins: int = 10, floor: float = 1e-4) -> float:
+def psi(expected, actual, bins: int = 10) -> float:
     """Population stability index of a score between a reference (train) and a new (test) sample.
 
-    Bins are the reference sample's deciles; ``PSI = sum((a - e) * ln(a / e))`` over bins, with bin
-    shares floored at ``floor`` so an empty bin does not give infinity. Rule of thumb: < 0.1 stable,
-    0.1-0.25 watch, > 0.25 shifted.
+    Bins are the reference sample's deciles (:class:`training.stability.ColumnReference`);
+    ``PSI = sum((a - e) * ln(a / e))`` over bins, bin shares floored so an empty bin does not give
+    infinity. Rule of thumb: < 0.1 stable, 0.1-0.25 watch, > 0.25 shifted.
     """
-    expected = np.asarray(expected, dtype=float)
-    actual = np.asarray(actual, dtype=float)
-    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)[1:-1]))
-    e = np.bincount(np.searchsorted(edges, expected, side="right"), minlength=len(edges) + 1)
-    a = np.bincount(np.searchsorted(edges, actual, side="right"), minlength=len(edges) + 1)
-    e = np.maximum(e / e.sum(), floor)
-    a = np.maximum(a / a.sum(), floor)
-    return float(np.sum((a - e) * np.log(a / e)))
+    from training.stability import ColumnReference
+
+    return ColumnReference.of(np.asarray(expected, dtype=float), bins).index(actual)
 
 
 def classification_metrics(y, probability) -> dict[str, float]:

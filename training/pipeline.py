@@ -14,6 +14,8 @@ document and monitoring reuse them:
 4. :func:`log_run` -> :class:`LoggedRun`: everything into MLflow, the model registered;
 5. :func:`promote` -> :class:`Promotion`: move the ``champion`` alias only if the new version
    beats the current champion on the promotion metric, re-scored on the same test rows.
+
+Then the model document (:mod:`training.document`) is rendered from the run alone and logged.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
@@ -42,14 +45,20 @@ from training.dataset import (
     candidate_snapshots,
     feast_training_set,
 )
-from training.labels import LabelSource, label_source
+from training.document import DOCUMENT_ARTIFACT, document_html, log_document_inputs
+from training.labels import LabelSource, fully_labelled, label_source
 from training.oracle import oracle_probabilities
 from training.scorecard import Scorecard
 from training.scoring_model import ScoringModel, categorical_levels, prepare_features
 from training.split import OutOfTimeSplit, cross_validation_split, holdout_mask, split_snapshots
+from training.stability import StabilityReference
 
 #: The steps reported to a progress callback, in order.
-STEPS = ("split", "labels + features", "fit", "evaluate", "log to MLflow", "promotion")
+STEPS = (
+    "split", "labels + features", "fit", "evaluate", "log to MLflow", "promotion", "document",
+)  # fmt: skip
+#: The training population's stability reference, logged with every model for monitoring.
+REFERENCE_ARTIFACT = "monitoring/reference.json"
 
 
 @dataclass
@@ -285,6 +294,8 @@ class PreparedData:
     test: pd.DataFrame
     #: Where the labels came from (derived rule, the bank's events or its decided cases).
     source: LabelSource | None = None
+    #: Trained as if the data ended at this month start (None: on all of it).
+    as_of: date | None = None
 
 
 @dataclass
@@ -314,6 +325,12 @@ class Evaluation:
     calibration: pd.DataFrame
     #: The challenger's probabilities on the same test rows (None without a challenger).
     p_challenger: np.ndarray | None = None
+    #: The training population (score and every input), kept with the model for monitoring.
+    reference: StabilityReference | None = None
+    #: PSI of the score and CSI of every input, train -> test (:meth:`StabilityReference.compare`).
+    stability: pd.DataFrame | None = None
+    #: ``feature, importance`` (share of the booster's total gain), largest first.
+    importance: pd.DataFrame | None = None
 
 
 @dataclass
@@ -365,9 +382,15 @@ def prepare(
     raw_dir: Path,
     source: TrainingSetSource,
     progress: Callable[[str], None] | None = None,
+    as_of: date | None = None,
 ) -> PreparedData:
     """Split the snapshots (out of time, or for cross-validation), label them, join their features
-    and encode them."""
+    and encode them.
+
+    ``as_of`` (a month start) trains as if the data ended there: only snapshots whose outcome
+    window closes by then are used (features never look past their snapshot), which is how a
+    past model is rebuilt and later back-tested on the months it never saw.
+    """
     config = get_settings().training
     step = progress or (lambda _: None)
     step("split")
@@ -375,6 +398,8 @@ def prepare(
     snapshots = candidate_snapshots(
         definition.horizon_months, config.warmup_months, raw_dir, labels_from
     )
+    if as_of is not None:
+        snapshots = fully_labelled(snapshots, definition.horizon_months, as_of)
     split = plan_split(definition, snapshots, labels_from)
 
     step("labels + features")
@@ -425,6 +450,7 @@ def prepare(
         valid=valid,
         test=test,
         source=labels_from,
+        as_of=as_of,
     )
 
 
@@ -473,6 +499,13 @@ def fit(prepared: PreparedData, lgbm_overrides: dict[str, Any] | None = None) ->
         p_valid=p_valid,
         challenger=challenger,
     )
+
+
+def gain_importance(booster) -> pd.DataFrame:
+    """Each input's share of the booster's total split gain, largest first."""
+    gain = booster.feature_importance(importance_type="gain")
+    table = pd.DataFrame({"feature": booster.feature_name(), "importance": gain / gain.sum()})
+    return table.sort_values(["importance", "feature"], ascending=[False, True], ignore_index=True)
 
 
 @dataclass
@@ -589,6 +622,7 @@ def evaluate(
     if definition.scorecard:
         points = scoring_model.points(p_test)
         results["test_points_median"] = float(np.median(points))
+    reference = StabilityReference.of(prepared.train, data.features, p_train)
     if p_challenger is not None:
         challenger_metrics = metrics.classification_metrics(test["label"], p_challenger)
         results.update(_prefixed("challenger_test_", challenger_metrics))
@@ -601,6 +635,9 @@ def evaluate(
         lift=metrics.lift_table(test["label"], p_test),
         calibration=metrics.calibration_table(test["label"], p_test),
         p_challenger=p_challenger,
+        reference=reference,
+        stability=reference.compare(test, p_test),
+        importance=gain_importance(scoring_model.booster),
     )
 
 
@@ -655,6 +692,7 @@ def run_tags(prepared: PreparedData) -> dict[str, str]:
         "split_note": split.note or "full horizon gap",
         "evaluation": split.evaluation,
         "label_source": prepared.source.kind if prepared.source else "derived",
+        "data_as_of": str(prepared.as_of or "all data"),
     }
 
 
@@ -735,6 +773,8 @@ def log_run(
     _log_figures(prepared, fitted, evaluation)
     if fitted.challenger is not None:
         _log_challenger(fitted.challenger)
+    mlflow.log_dict(evaluation.reference.to_dict(), REFERENCE_ARTIFACT)
+    log_document_inputs(prepared, fitted, evaluation)
 
     example = _as_objects(prepared.test[data.features].head(5), data.categorical)
     model_info = mlflow.pyfunc.log_model(
@@ -800,11 +840,13 @@ def train_model(
     training_set: TrainingSetSource | None = None,
     lgbm_overrides: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    as_of: date | None = None,
 ) -> TrainingResult:
     """Prepare, fit, evaluate, log, register and (maybe) promote one model.
 
     ``training_set`` defaults to the feature store (``features.training_set.get_training_set``);
-    ``lgbm_overrides`` change LightGBM settings for this run only (they are logged).
+    ``lgbm_overrides`` change LightGBM settings for this run only (they are logged); ``as_of``
+    trains as if the data ended at that month start (see :func:`prepare`).
     """
     import mlflow
 
@@ -814,7 +856,7 @@ def train_model(
     raw_dir = Path(raw_dir or get_settings().raw_dir)
     step = progress or (lambda _: None)
 
-    prepared = prepare(definition, raw_dir, training_set or feast_training_set(), step)
+    prepared = prepare(definition, raw_dir, training_set or feast_training_set(), step, as_of)
     step("fit")
     fitted = fit(prepared, lgbm_overrides)
     step("evaluate")
@@ -827,6 +869,9 @@ def train_model(
         logged = log_run(prepared, fitted, evaluation, lgbm_overrides)
         step("promotion")
         promotion = promote(client, prepared, evaluation, logged)
+        step("document")
+        html = document_html(client, logged.registered_name, logged.version)
+        mlflow.log_text(html, DOCUMENT_ARTIFACT)
 
     return TrainingResult(
         model=definition.name,

@@ -83,10 +83,26 @@ def grade_calibration_figure(table: pd.DataFrame, title: str):
     fig, ax = plt.subplots(figsize=(7, 4))
     x = np.arange(len(rows))
     ax.plot(x, rows["mean_pd"], marker="o", label="mean PD")
-    ax.plot(x, rows["realised_rate"].clip(lower=1e-4), marker="s", linestyle="", label="realised")
+    seen = (
+        rows["realised_rate"].to_numpy() > 0
+    )  # a grade without defaults has no point on a log axis
+    ax.plot(x[seen], rows["realised_rate"][seen], marker="s", linestyle="", label="realised")
     ax.set_yscale("log")
     ax.set_xticks(x, rows["grade"].astype(str))
     ax.set(xlabel="rating grade", ylabel="default rate", title=title)
     ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def series_figure(series: pd.DataFrame, test_auc: float, title: str):
+    """AUC and KS per back-tested snapshot, with the champion's test AUC for reference."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(series["snapshot"], series["AUC"], marker="o", label="AUC")
+    ax.plot(series["snapshot"], series["KS"], marker="s", label="KS")
+    ax.axhline(test_auc, color="grey", linestyle=":", label="test AUC at training")
+    ax.set(xlabel="snapshot", ylabel="value", ylim=(0, 1), title=f"{title}: back-testing")
+    ax.tick_params(axis="x", labelrotation=45)
+    ax.legend(loc="lower left")
     fig.tight_layout()
     return fig

@@ -7,6 +7,6 @@ possible model.
 """
 
 from crmscore.synthetic.bank import BankSummary, generate_bank
-from crmscore.synthetic.config import BankConfig
+from crmscore.synthetic.config import BankConfig, EconomicShock
 
-__all__ = ["BankConfig", "BankSummary", "generate_bank"]
+__all__ = ["BankConfig", "BankSummary", "EconomicShock", "generate_bank"]

@@ -10,6 +10,20 @@ from crmscore.contract import DEFAULT_CONTRACT, BankContract
 
 
 @dataclass(frozen=True)
+class EconomicShock:
+    """A downturn from ``start`` (a month start) on, for testing monitoring: salaries fall, card
+    spending (so credit-card utilisation) rises, and payments are missed more often than the
+    observable behaviour alone explains (``missed_payment_odds`` multiplies the odds), as when
+    unemployment rises. Random draws are unchanged, so the months before ``start`` are
+    identical to the same bank without the shock."""
+
+    start: str
+    salary_cut: float = 0.3
+    card_spend_rise: float = 1.0
+    missed_payment_odds: float = 4.0
+
+
+@dataclass(frozen=True)
 class BankConfig:
     """Size and randomness of a synthetic bank.
 
@@ -25,6 +39,8 @@ class BankConfig:
     #: The vocabulary the bank writes its tables in (products, types, regions...); the simulated
     #: behaviour is the same, only the names are the bank's (see :mod:`.vocabulary`).
     contract: BankContract = DEFAULT_CONTRACT
+    #: An economic shock from a month on (None: the economy stays as it is).
+    shock: EconomicShock | None = None
 
     def __post_init__(self) -> None:
         if self.customers < 10:
@@ -34,6 +50,16 @@ class BankConfig:
         start = pd.Timestamp(self.start)
         if start != start.normalize() or start.day != 1:
             raise ValueError(f"start must be the first day of a month, got {self.start!r}")
+        if self.shock is not None:
+            shock = pd.Timestamp(self.shock.start)
+            if shock != shock.normalize() or shock.day != 1:
+                raise ValueError(f"the shock must start on a month start, got {self.shock.start!r}")
+
+    def shocked(self, t: int) -> EconomicShock | None:
+        """The shock in force in month ``t``, if any."""
+        if self.shock is None or self.month_start(t) < pd.Timestamp(self.shock.start):
+            return None
+        return self.shock
 
     def month_start(self, t: int) -> pd.Timestamp:
         """First instant of simulated month ``t`` (0 = ``start``)."""

@@ -94,6 +94,11 @@ def miss_hazard(o: Observed) -> np.ndarray:
     )
 
 
+def scale_odds(p: np.ndarray, factor: float) -> np.ndarray:
+    """Probabilities whose odds are ``factor`` times those of ``p``."""
+    return p * factor / (1 - p + p * factor)
+
+
 #: Extra log-odds of rolling from 30 to 60 and from 60 to 90 days past due.
 ROLL_30_60 = 5.2
 ROLL_60_90 = 5.8

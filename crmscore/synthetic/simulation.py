@@ -269,6 +269,8 @@ class BankSimulation:
 
         churn_h = hazards.churn_hazard(obs) * self.active
         miss_h = hazards.miss_hazard(obs)
+        if shock := self.cfg.shocked(t):
+            miss_h = hazards.scale_odds(miss_h, shock.missed_payment_odds)
         xsell_h = hazards.cross_sell_hazards(obs, PRODUCT_INDEX) * self.active[:, None]
         credit_cols = [PRODUCT_INDEX[p] for p in vocabulary.CREDIT_PRODUCTS]
         has_credit = obs.holds[:, credit_cols].any(axis=1) & self.active
@@ -467,7 +469,10 @@ class BankSimulation:
         # inflows to the current account
         cur = acct[:, PRODUCT_INDEX["current"]]
         who = np.flatnonzero(salary)
+        shock = self.cfg.shocked(t)
         pay = np.round(tr.income[who] * rng.normal(1, 0.02, len(who)), 2)
+        if shock:
+            pay = np.round(pay * (1 - shock.salary_cut), 2)
         post(
             who,
             cur[who],
@@ -531,6 +536,8 @@ class BankSimulation:
         # spending on the credit card, capped by the available limit
         c, off, w = spread(n_card, 0.9)
         wanted = tr.income * 0.3 * np.exp(-0.3 * tr.health) * rng.lognormal(0, 0.4, n)
+        if shock:
+            wanted = wanted * (1 + shock.card_spend_rise)
         room = np.maximum(b.card_limit - b.card_owed, 0)
         total = np.minimum(wanted, room)
         # floor to cents so rounding can never push a card past its limit

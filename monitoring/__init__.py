@@ -1,0 +1,1 @@
+"""Model monitoring: stability and back-testing of every champion (``crmscore monitor``)."""
