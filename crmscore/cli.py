@@ -38,11 +38,19 @@ def generate(
         dir_okay=False,
         help="Write the tables in this bank's vocabulary (bank.yaml: regions, products...).",
     ),
+    campaigns: list[Path] = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="Campaign list (.csv/.parquet: customer_id, product, campaign_date[, contacted]) "
+        "whose contacts to simulate; repeatable. Months before each campaign are unchanged.",
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Write a synthetic bank with known truth (raw tables + bank.yaml + oracle probabilities)."""
     from crmscore.contract import DEFAULT_CONTRACT, BankContract, ContractError
     from crmscore.synthetic import BankConfig, generate_bank
+    from crmscore.synthetic.contacts import read_contacts
 
     defaults = get_settings().generator
     try:
@@ -53,7 +61,10 @@ def generate(
             start=start or defaults.start,
             contract=BankContract.load(bank) if bank else DEFAULT_CONTRACT,
         )
-        summary = generate_bank(config, out or get_settings().data_dir, progress=progress)
+        contacts = read_contacts(campaigns, config.contract) if campaigns else None
+        summary = generate_bank(
+            config, out or get_settings().data_dir, progress=progress, contacts=contacts
+        )
     except (ContractError, ValueError) as error:
         _fail(str(error))
     typer.echo(summary)
