@@ -15,6 +15,7 @@ import typer
 from crmscore.settings import get_settings
 from features.cli import app as features_app
 from serving.cli import register as register_serving
+from serving.console.cli import app as campaign_app
 from training.cli import train as train_command
 
 app = typer.Typer(
@@ -221,6 +222,7 @@ def schema(
 
 app.command(name="train")(train_command)
 app.add_typer(features_app, name="features")
+app.add_typer(campaign_app, name="campaign")
 register_serving(app)  # score, targets, explain, serve
 
 if __name__ == "__main__":  # pragma: no cover
