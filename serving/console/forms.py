@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError
 
 from crmscore.settings import ServingSettings
 from serving.contract import field_path
@@ -66,13 +66,6 @@ class SaveForm(TargetForm):
     control_share: Annotated[float, Field(ge=0, le=0.5)] = 0.1
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 1
 
-    @field_validator("name")
-    @classmethod
-    def _stripped(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("a campaign needs a name")
-        return value.strip()
-
 
 def parse_form(model: type[BaseModel], values, defaults: dict | None = None):
     """``model`` from a multi-valued form (Starlette ``FormData``/``QueryParams``).
@@ -96,5 +89,5 @@ def parse_form(model: type[BaseModel], values, defaults: dict | None = None):
     except ValidationError as error:
         first = error.errors()[0]
         where = field_path(first.get("loc", ()))
-        message = first.get("msg", "invalid value").removeprefix("Value error, ")
+        message = first.get("msg", "invalid value")
         raise InvalidRequest(f"{where}: {message}", field=where) from None

@@ -26,7 +26,7 @@ METRICS = {
     "test_brier": "Brier",
     "test_top_decile_lift": "top-decile lift",
     "psi_train_test": "PSI train→test",
-    "oracle_test_auc": "oracle AUC",
+    "oracle_auc": "oracle AUC (synthetic data)",
 }
 
 

@@ -70,8 +70,11 @@ def campaign_builder(console, values, page_number: int, pager: Pager) -> Page:
     }
     if "product" not in values:
         return Page("campaigns.html", context)
-    form = parse_form(TargetForm, values)
-    book, ranked, excluded, eligible = _ranked(console, form)
+    try:
+        form = parse_form(TargetForm, values)
+        book, ranked, excluded, eligible = _ranked(console, form)
+    except InvalidRequest as error:  # the form again, as the user filled it, with the message
+        return Page("campaigns.html", {**context, "error": error}, status=error.status)
     size = settings.console.page_size
     pages = pager(len(ranked), page_number, size)
     shown = ranked.iloc[pages["first"] : pages["last"]]

@@ -2,8 +2,8 @@
 
 DOMAIN.md's contact plan by tier (A, B weekly; C every 14 days; D monthly,
 :data:`serving.tiers.CONTACT_EVERY_DAYS` via ``contact_every_days``): a customer is due this week
-when the manager's last call was at least ``cadence - 7`` days before the snapshot (so the planned
-contact falls within the 7 days from the snapshot), or when the manager never called. The list is
+when the planned contact (the manager's last call + the cadence) falls within the 7 days starting
+at the snapshot, or is already past, or the manager never called. The list is
 sorted by **value at risk** = yearly value x churn probability: the profit the bank stands to
 lose, which is where a visit pays most. Customers with no open account left are not on it: they
 are win-back cases, not visits.
@@ -26,7 +26,7 @@ def due_this_week(book: Book, manager_id: int) -> pd.DataFrame:
     mine = ((scores["manager_id"] == manager_id) & scores["active"].astype(bool)).to_numpy()
     since = features["int_days_since_manager_call"].to_numpy(dtype=float)
     cadence = scores["contact_every_days"].to_numpy(dtype=float)
-    due = mine & (np.isnan(since) | (since + WEEK_DAYS >= cadence))
+    due = mine & (np.isnan(since) | (since + WEEK_DAYS > cadence))
     rows = scores.loc[due].copy()
     rows["days_since_contact"] = since[due]
     # the planned contact date: last call + cadence, but never before the snapshot
