@@ -107,8 +107,10 @@ def build_book(champions: Champions, settings: Settings) -> Book:
         )
         if found.empty:
             break  # before the first snapshot
+        # a grouping the bank's data lacks (an optional column) is shown as unknown
         scored = scored.assign(
-            active=is_active(found).to_numpy(), **{c: found[c].to_numpy() for c in GROUPING}
+            active=is_active(found).to_numpy(),
+            **{c: found[c].to_numpy() if c in found else None for c in GROUPING},
         )
         if back == 0:
             features, scores = found, scored

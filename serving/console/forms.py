@@ -21,7 +21,7 @@ from serving.targets import TargetQuery
 #: Hidden input present in every submitted builder form: unticked checkboxes send nothing, so
 #: without it an unticked box and a first visit would look alike.
 SUBMITTED = "submitted"
-CHECKBOXES = ("exclude_holders", "exclude_churned", "require_consent")
+CHECKBOXES = ("exclude_holders", "exclude_churned", "require_consent", "assume_consent")
 LISTS = ("segments", "regions")
 
 
@@ -39,6 +39,7 @@ class TargetForm(BaseModel):
     regions: list[str] = []
     min_propensity: Annotated[float, Field(ge=0, le=1)] = 0.0
     reasons: Annotated[int, Field(ge=0, le=10)] = 3
+    assume_consent: bool = False
 
     def query(self, settings: ServingSettings) -> TargetQuery:
         """The validated :class:`TargetQuery` (PD threshold defaulting to ``max_pd``)."""
@@ -54,6 +55,7 @@ class TargetForm(BaseModel):
             regions=tuple(self.regions),
             min_propensity=self.min_propensity,
             reasons=self.reasons,
+            assume_consent=self.assume_consent,
         ).validate()
 
 

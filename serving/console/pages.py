@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from crmscore.schema import CROSS_SELL_PRODUCTS, REGIONS, SEGMENTS
+from crmscore.contract import current_contract
 from crmscore.settings import get_settings
 from serving.champions import MODEL_NAMES
 from serving.console import campaigns as store
@@ -39,7 +39,13 @@ class Page:
 
 
 def _choices() -> dict:
-    return {"products": CROSS_SELL_PRODUCTS, "segments": SEGMENTS, "regions": REGIONS}
+    """The bank's own offers, segments and regions (its contract) for the builder's fields."""
+    contract = current_contract()
+    return {
+        "products": contract.cross_sell_products,
+        "segments": contract.segments,
+        "regions": contract.regions,
+    }
 
 
 # --- campaigns -----------------------------------------------------------------------------------
@@ -179,9 +185,9 @@ def customer_page(console, customer_id: int, identity: Identity) -> Page:
         raise Forbidden(f"customer {customer_id} is not one of manager {identity.manager_id}'s")
     features = book.features.iloc[[row]]
     settings = get_settings().serving
+    offers = current_contract().cross_sell_products
     offer = score["next_best_product"] or next(
-        (p for p in CROSS_SELL_PRODUCTS if score[f"propensity_{p}"] == score[f"propensity_{p}"]),
-        CROSS_SELL_PRODUCTS[0],
+        (p for p in offers if score[f"propensity_{p}"] == score[f"propensity_{p}"]), offers[0]
     )
     explanations = []
     for name in MODEL_NAMES:
@@ -223,7 +229,7 @@ def customer_page(console, customer_id: int, identity: Identity) -> Page:
     ]  # fmt: skip
     interactions = book.customer_interactions(customer_id)
     complaints = interactions[interactions["kind"] == "complaint"]
-    propensities = {p: score[f"propensity_{p}"] for p in CROSS_SELL_PRODUCTS}
+    propensities = {p: score[f"propensity_{p}"] for p in offers}
     context = {
         "book": book,
         "score": score,

@@ -24,7 +24,9 @@ def due_this_week(book: Book, manager_id: int) -> pd.DataFrame:
     """The manager's customers due within the week, by value at risk (highest first)."""
     scores, features = book.scores, book.features
     mine = ((scores["manager_id"] == manager_id) & scores["active"].astype(bool)).to_numpy()
-    since = features["int_days_since_manager_call"].to_numpy(dtype=float)
+    # without an interaction log no call is known: everyone is due
+    since = features.get("int_days_since_manager_call", pd.Series(np.nan, index=features.index))
+    since = since.to_numpy(dtype=float)
     cadence = scores["contact_every_days"].to_numpy(dtype=float)
     due = mine & (np.isnan(since) | (since + WEEK_DAYS > cadence))
     rows = scores.loc[due].copy()
