@@ -258,6 +258,8 @@ def test_customer_lookup_shows_scores_reasons_waterfalls_and_is_audited(browser,
     for needle in ("Churn probability", "Probability of default", "Next best product",
                    "Contact plan", "Reasons", "Recent interactions", "Trends"):  # fmt: skip
         assert needle in text, needle
+    grade = page.locator("tr", has_text="Rating grade").inner_text()
+    assert "master scale" in grade and "—" not in grade  # a grade of the master scale
     assert page.locator("ol.reasons li").count() >= 3
     assert page.locator("svg.chart").count() == 6  # 3 trends + 3 waterfalls
     assert "raises" in text or "lowers" in text

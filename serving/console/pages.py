@@ -241,10 +241,17 @@ def customer_page(console, customer_id: int, identity: Identity) -> Page:
         "interactions": interactions.to_dict(orient="records"),
         "complaints": complaints.to_dict(orient="records"),
         "has_interaction_log": book.interactions is not None,
-        "grade": score.get("rating_grade"),
+        "grade": _grade(score),
         "models": book.champions.versions(),
     }
     return Page("customer.html", context, [customer_id])
+
+
+def _grade(score: pd.Series) -> str | None:
+    """The master-scale rating grade of the customer's PD (the scored one if serving gives it)."""
+    from training.master_scale import rating_grade
+
+    return score.get("rating_grade") or rating_grade([score["probability_of_default"]])[0]
 
 
 # --- worklist ------------------------------------------------------------------------------------
