@@ -15,6 +15,7 @@ import contextlib
 import io
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import wraps
 from pathlib import Path
 from urllib.parse import urlencode
@@ -55,6 +56,14 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A response the handler built itself (a redirect, a file) and the customers it reveals."""
+
+    response: Response
+    customer_ids: list[int] = field(default_factory=list)
 
 
 class Preparing(Unavailable):
@@ -129,8 +138,10 @@ def page(name: str | None):
                     _same_origin(request)
                 result = await handler(request, console, identity)
                 if isinstance(result, Response):
-                    status, response = result.status_code, result
-                    shown = getattr(result, "customer_ids", [])
+                    result = Sent(result)
+                if isinstance(result, Sent):
+                    response, shown = result.response, result.customer_ids
+                    status = response.status_code
                 else:
                     status, shown = result.status, result.customer_ids
                     response = _render(request, console, identity, result)
@@ -304,7 +315,7 @@ async def campaigns(request: Request, console: Console, identity: Identity) -> P
 
 
 @page("campaigns")
-async def save(request: Request, console: Console, identity: Identity) -> Response:
+async def save(request: Request, console: Console, identity: Identity) -> Page | Sent:
     form = await request.form()
     try:
         campaign, listed = await _offload(pages.save_campaign, console, form, identity)
@@ -313,9 +324,7 @@ async def save(request: Request, console: Console, identity: Identity) -> Respon
         result.context["error"] = error
         result.status = error.status
         return result
-    response = RedirectResponse(f"{PREFIX}/campaigns/{campaign.id}", status_code=303)
-    response.customer_ids = listed  # type: ignore[attr-defined]
-    return response
+    return Sent(RedirectResponse(f"{PREFIX}/campaigns/{campaign.id}", status_code=303), listed)
 
 
 @page("campaigns")
@@ -331,7 +340,7 @@ DOWNLOADS = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apach
 
 
 @page("campaigns")
-async def download(request: Request, console: Console, identity: Identity) -> Response:
+async def download(request: Request, console: Console, identity: Identity) -> Sent:
     campaign_id, kind = request.path_params["campaign_id"], request.path_params["kind"]
     if kind not in DOWNLOADS:
         raise InvalidRequest(f"format: use one of {list(DOWNLOADS)}, got {kind!r}", field="format")
@@ -343,8 +352,7 @@ async def download(request: Request, console: Console, identity: Identity) -> Re
         media_type=DOWNLOADS[kind],
         headers={"Content-Disposition": f'attachment; filename="{campaign.id}.{kind}"'},
     )
-    response.customer_ids = frame["customer_id"].tolist()  # type: ignore[attr-defined]
-    return response
+    return Sent(response, frame["customer_id"].tolist())  # a download reveals every listed id
 
 
 @page("customers")
