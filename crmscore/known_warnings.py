@@ -64,6 +64,11 @@ KNOWN_LOGS: tuple[tuple[str, str, str], ...] = (
         "Our own pyfunc wrapper is pickled by our own pipeline and loaded only from our own "
         "registry; MLflow's models-from-code alternative adds nothing for that.",
     ),
+    (
+        "mlflow.sklearn",
+        "Saving scikit-learn models in the pickle or cloudpickle format",
+        "The same notice for the scikit-learn challengers our pipeline logs and reloads itself.",
+    ),
 )
 
 
