@@ -15,15 +15,20 @@ install: $(STAMP)
 
 # Demo-only API keys (one per role) so the README's curl examples work; a real deployment sets
 # CRMSCORE_SERVING__API_KEYS in its environment or secret store.
-DEMO_KEYS ?= {"demo-marketing": "marketing", "demo-risk": "risk", "demo-service": "service", "demo-admin": "admin"}
+DEMO_KEYS ?= {"demo-marketing": "marketing", "demo-risk": "risk", "demo-service": "service", "demo-manager": "manager", "demo-admin": "admin"}
+# The console's customer-manager key sees manager 101's worklist and customers only.
+DEMO_MANAGERS ?= {"demo-manager": 101}
 
-## Generate the demo bank, build features, train the three models, start the scoring server.
+## Generate the demo bank, build features, train the three models, start the scoring server
+## (API and web console at http://127.0.0.1:3000/console).
 demo: $(STAMP)
 	$(BIN)/crmscore generate
 	$(BIN)/crmscore features build
 	$(BIN)/crmscore features materialize
 	$(BIN)/crmscore train all
-	CRMSCORE_SERVING__API_KEYS='$(DEMO_KEYS)' CRMSCORE_SERVING__AUDIT_KEY=demo-audit \
+	@echo "Console: http://127.0.0.1:3000/console (log in with demo-marketing, demo-risk, demo-manager or demo-admin)"
+	CRMSCORE_SERVING__API_KEYS='$(DEMO_KEYS)' CRMSCORE_SERVING__MANAGER_IDS='$(DEMO_MANAGERS)' \
+		CRMSCORE_SERVING__AUDIT_KEY=demo-audit \
 		$(BIN)/crmscore serve
 
 ## Lint and run the whole test suite (what CI runs).

@@ -16,6 +16,7 @@ from crmscore.settings import get_settings
 from features.cli import app as features_app
 from monitoring.cli import monitor as monitor_command
 from serving.cli import register as register_serving
+from serving.console.cli import app as campaign_app
 from training.cli import document as document_command
 from training.cli import train as train_command
 
@@ -45,11 +46,19 @@ def generate(
         help="An economic shock from this month start (YYYY-MM-01) on: salaries fall 30%, card "
         "spending doubles, missed payments become likelier (to test crmscore monitor).",
     ),
+    campaigns: list[Path] = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="Campaign list (.csv/.parquet: customer_id, product, campaign_date[, contacted]) "
+        "whose contacts to simulate; repeatable. Months before each campaign are unchanged.",
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Write a synthetic bank with known truth (raw tables + bank.yaml + oracle probabilities)."""
     from crmscore.contract import DEFAULT_CONTRACT, BankContract, ContractError
     from crmscore.synthetic import BankConfig, EconomicShock, generate_bank
+    from crmscore.synthetic.contacts import read_contacts
 
     defaults = get_settings().generator
     try:
@@ -61,7 +70,10 @@ def generate(
             contract=BankContract.load(bank) if bank else DEFAULT_CONTRACT,
             shock=EconomicShock(shock_from) if shock_from else None,
         )
-        summary = generate_bank(config, out or get_settings().data_dir, progress=progress)
+        contacts = read_contacts(campaigns, config.contract) if campaigns else None
+        summary = generate_bank(
+            config, out or get_settings().data_dir, progress=progress, contacts=contacts
+        )
     except (ContractError, ValueError) as error:
         _fail(str(error))
     typer.echo(summary)
@@ -220,6 +232,7 @@ app.command(name="train")(train_command)
 app.command(name="document")(document_command)
 app.command(name="monitor")(monitor_command)
 app.add_typer(features_app, name="features")
+app.add_typer(campaign_app, name="campaign")
 register_serving(app)  # score, targets, explain, serve
 
 if __name__ == "__main__":  # pragma: no cover

@@ -183,6 +183,10 @@ class ServingSettings(BaseModel):
     access_log: bool = False
     #: API key -> role. Empty means every protected endpoint answers 401.
     api_keys: dict[str, str] = {}
+    #: API key -> customer manager id, for every key whose role is ``manager``: the console shows
+    #: such a key its own worklist and its own customers only (DOMAIN.md: each role sees what it
+    #: needs, no more).
+    manager_ids: dict[str, int] = {}
     #: Key of the HMAC that pseudonymises customer ids in the audit log. Keep it stable (and
     #: secret) so audit lines can be joined over time; empty = a random key per server process.
     audit_key: str = ""
@@ -258,6 +262,28 @@ class MonitoringSettings(BaseModel):
     bootstrap_resamples: int = Field(default=200, ge=20)
 
 
+class ConsoleSettings(BaseModel):
+    """The web console under ``/console`` (``serving/console``): sessions, pages and campaigns."""
+
+    #: A login lasts a working day; then the session cookie expires and the key is asked again.
+    session_hours: float = Field(default=10.0, gt=0)
+    #: Rows per page of every table (ranked lists, worklists, portfolio groups).
+    page_size: int = Field(default=25, ge=1, le=1000)
+    #: Monthly snapshots behind the trends (the latest included): customer view and portfolio.
+    #: Each one is a point-in-time read and a scoring of the whole book at start-up.
+    history_snapshots: int = Field(default=6, ge=1, le=36)
+    #: Interactions listed on a customer's page, most recent first (app logins and page views,
+    #: dozens a month, are left out: their counts are in the features).
+    interactions_shown: int = Field(default=20, ge=1)
+    #: Saved campaigns (one folder each); empty means ``data_dir/campaigns``.
+    campaigns_dir: Path | None = None
+    #: Share of a campaign's list held out as a random control group unless the form says else.
+    control_share: float = Field(default=0.1, ge=0, lt=1)
+    #: Months after the campaign date in which an opened account counts as take-up (the
+    #: cross-sell model's own horizon).
+    window_months: int = Field(default=3, ge=1, le=24)
+
+
 class Settings(BaseSettings):
     """Root settings object. Sections are added by the stages that own them."""
 
@@ -272,6 +298,7 @@ class Settings(BaseSettings):
     features: FeatureSettings = FeatureSettings()
     serving: ServingSettings = ServingSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @property
     def raw_dir(self) -> Path:
@@ -282,6 +309,11 @@ class Settings(BaseSettings):
     def oracle_dir(self) -> Path:
         """Synthetic truth. Never read by features or training; only by evaluation."""
         return self.data_dir / "oracle"
+
+    @property
+    def campaigns_dir(self) -> Path:
+        """Saved campaigns: ``<id>/campaign.json`` and ``<id>/list.parquet``."""
+        return self.console.campaigns_dir or self.data_dir / "campaigns"
 
     @property
     def features_dir(self) -> Path:

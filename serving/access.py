@@ -18,12 +18,22 @@ from dataclasses import dataclass
 
 from serving.errors import Forbidden, Unauthenticated
 
-#: Endpoints each role may call. ``admin`` also reloads the models.
+#: Endpoints each role may call. ``admin`` also reloads the models. A ``manager`` key calls no
+#: endpoint: the console shows it its own customers only, which the API cannot tell apart.
 ROLE_ENDPOINTS: Mapping[str, frozenset[str]] = {
     "marketing": frozenset({"score", "targets"}),
     "risk": frozenset({"score", "explain"}),
     "service": frozenset({"score", "score_features"}),
+    "manager": frozenset(),
     "admin": frozenset({"score", "targets", "explain", "score_features", "reload"}),
+}
+#: Console pages (``/console/<page>``) each role may open.
+ROLE_PAGES: Mapping[str, frozenset[str]] = {
+    "marketing": frozenset({"campaigns", "portfolio"}),
+    "risk": frozenset({"customers", "models", "portfolio"}),
+    "service": frozenset(),
+    "manager": frozenset({"worklist", "customers"}),
+    "admin": frozenset({"campaigns", "worklist", "customers", "models", "portfolio"}),
 }
 #: Header carrying the key; ``Authorization: Bearer <key>`` works too.
 API_KEY_HEADER = "x-api-key"
@@ -41,13 +51,27 @@ def enable_audit_log() -> None:
         audit_logger.propagate = False
 
 
-def check_roles(api_keys: Mapping[str, str]) -> None:
-    """Refuse configurations naming a role that does not exist (a typo would lock a team out)."""
+def check_roles(api_keys: Mapping[str, str], manager_ids: Mapping[str, int] | None = None) -> None:
+    """Refuse configurations naming a role that does not exist (a typo would lock a team out), and,
+    given ``manager_ids``, a manager key without a manager id or an id for any other key."""
     unknown = sorted({role for role in api_keys.values() if role not in ROLE_ENDPOINTS})
     if unknown:
         raise ValueError(
             f"settings serving.api_keys name unknown role(s) {unknown}; "
             f"expected one of {sorted(ROLE_ENDPOINTS)}"
+        )
+    if manager_ids is None:
+        return
+    managers = {key for key, role in api_keys.items() if role == "manager"}
+    if managers - set(manager_ids):
+        raise ValueError(
+            f"settings serving.manager_ids lacks {len(managers - set(manager_ids))} key(s) of "
+            "role 'manager': each manager key needs the id of the manager it belongs to"
+        )
+    if set(manager_ids) - managers:
+        raise ValueError(
+            f"settings serving.manager_ids names {len(set(manager_ids) - managers)} key(s) whose "
+            "role is not 'manager' in serving.api_keys"
         )
 
 

@@ -37,6 +37,7 @@ from serving.access import (
     enable_audit_log,
 )
 from serving.champions import Champions, load_champions
+from serving.console.app import console_app
 from serving.contract import ContractMiddleware
 from serving.errors import (
     BatchTooLarge,
@@ -503,3 +504,8 @@ class CrmScore:
 
 CrmScore.add_asgi_middleware(ApiKeyMiddleware)
 CrmScore.add_asgi_middleware(ContractMiddleware, service=CrmScore)
+# The web console (serving/console): same process, keys, roles and audit log; it scores with the
+# champions in use, so /reload applies to its pages too.
+CrmScore.mount_asgi_app(
+    console_app(lambda: bentoml.get_current_service()._current().champions), path="/console"
+)

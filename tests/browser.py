@@ -1,8 +1,8 @@
-"""Debian's headless Chromium for tests that look at pages as a reader would.
+"""A real browser for the console tests: Debian's chromium, driven by Playwright.
 
-Installs the ``chromium`` package when it is missing (root only, as :mod:`tests.servers` does for
-its servers) and skips the calling test with the reason when it cannot; Playwright drives that
-binary (``executable_path``) and never downloads a browser of its own.
+Playwright never downloads a browser here: it launches ``/usr/bin/chromium`` (installed with
+apt-get when missing, as root, like ``tests/servers.py`` installs PostgreSQL), headless, with a
+fresh profile and every background network feature off, so a test talks to its own server only.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-#: A quiet, offline browser: no sandbox (root in CI), no GPU, no update or sync traffic.
-ARGS = [
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -29,33 +29,47 @@ ARGS = [
 ]
 
 
-def ensure_chromium() -> str:
-    """Path of Debian's chromium, installing the package if needed."""
-    if not os.path.exists(CHROMIUM) and os.geteuid() == 0 and shutil.which("apt-get"):
+def ensure_chromium() -> Path:
+    """The chromium binary, installing Debian's package if it is missing (root only)."""
+    if not CHROMIUM.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "chromium"],
-            check=False,
-            capture_output=True,
-            env=env,
-        )
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed and could not be installed")
+        install = ["apt-get", "install", "-y", "-qq", "chromium"]
+        subprocess.run(install, check=False, capture_output=True, env=env)
+    if not CHROMIUM.exists():
+        pytest.skip("chromium is not installed and could not be installed")
     return CHROMIUM
 
 
 @contextmanager
-def browser_page() -> Iterator:
-    """A Playwright page in a fresh headless Chromium profile (closed afterwards)."""
+def chromium() -> Iterator[object]:
+    """A Playwright ``Browser`` on Debian's chromium with a fresh, throw-away profile."""
     from playwright.sync_api import sync_playwright
 
-    executable = ensure_chromium()
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=executable, args=ARGS, headless=True
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    binary = ensure_chromium()
+    profile = tempfile.mkdtemp(prefix="crmscore-chromium-")
+    # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: belt and braces, nothing may fetch a browser build.
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    try:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                profile,
+                executable_path=str(binary),
+                headless=True,
+                args=FLAGS,
+                viewport={"width": 1400, "height": 900},
+                accept_downloads=True,
+            )
+            try:
+                yield context
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@contextmanager
+def browser_page() -> Iterator[object]:
+    """One Playwright page in a fresh :func:`chromium` (closed afterwards)."""
+    with chromium() as context:
+        yield context.new_page()

@@ -39,7 +39,13 @@ from tests.test_serving import start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
-KEYS = {"r-mkt": "marketing", "r-risk": "risk", "r-svc": "service", "r-admin": "admin"}
+KEYS = {
+    "r-mkt": "marketing",
+    "r-risk": "risk",
+    "r-svc": "service",
+    "r-mgr": "manager",  # the console's customer-manager role: no API endpoint at all
+    "r-admin": "admin",
+}
 ROLE_KEY = {role: key for key, role in KEYS.items()}
 AUDIT_KEY = "reliability-audit-key"
 #: Endpoints anyone may call: probes, metrics and the API's own documentation.
@@ -103,6 +109,7 @@ def stack(tmp_path_factory):
         root,
         CRMSCORE_TRAINING__SHAP_ROWS="100",
         CRMSCORE_SERVING__API_KEYS=json.dumps(KEYS),
+        CRMSCORE_SERVING__MANAGER_IDS=json.dumps({"r-mgr": 7}),
         CRMSCORE_SERVING__AUDIT_KEY=AUDIT_KEY,
     )
     overrides = {"n_estimators": 60}

@@ -43,6 +43,15 @@ def test_unknown_roles_in_settings_are_refused():
         check_roles({"k": "markting"})
 
 
+def test_manager_keys_need_exactly_their_manager_ids():
+    check_roles({"k-m": "manager", "k-r": "risk"}, {"k-m": 7})
+    with pytest.raises(ValueError, match="lacks 1 key"):
+        check_roles({"k-m": "manager"}, {})
+    with pytest.raises(ValueError, match="not 'manager'") as error:
+        check_roles({"k-m": "manager", "k-r": "risk"}, {"k-m": 7, "k-r": 8})
+    assert "k-r" not in str(error.value)  # a key is a secret: never in a message
+
+
 def test_pseudonyms_are_keyed_hmacs_not_ids():
     pseudonymise = Pseudonymiser(b"secret")
     expected = hmac.new(b"secret", b"42", hashlib.sha256).hexdigest()[:16]

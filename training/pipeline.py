@@ -163,7 +163,16 @@ def logistic_baseline(data: TrainingSet, train: pd.DataFrame):
     numeric = [f for f in data.features if f not in data.categorical]
     encode = ColumnTransformer(
         [
-            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+            # keep_empty_features: an input with no value in the training rows (cross-sell's
+            # prod_tenure_offered_months: nobody in the population holds the offered product)
+            # stays a constant column instead of being dropped with a warning at every fit.
+            (
+                "numeric",
+                make_pipeline(
+                    SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()
+                ),
+                numeric,
+            ),
             (
                 "categorical",
                 make_pipeline(

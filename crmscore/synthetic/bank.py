@@ -16,6 +16,7 @@ from crmscore import schema
 from crmscore.dataset import ARROW_TYPES, arrow_schema
 from crmscore.synthetic import vocabulary
 from crmscore.synthetic.config import BankConfig
+from crmscore.synthetic.contacts import locate
 from crmscore.synthetic.population import make_customers
 from crmscore.synthetic.simulation import BankSimulation
 from crmscore.synthetic.vocabulary import Translation
@@ -53,9 +54,13 @@ class BankSummary:
         return f"wrote {self.out}/raw ({rows}) and {self.out}/oracle (events: {events})"
 
 
-def generate_bank(cfg: BankConfig, out: Path, progress: bool = True) -> BankSummary:
+def generate_bank(
+    cfg: BankConfig, out: Path, progress: bool = True, contacts: pd.DataFrame | None = None
+) -> BankSummary:
     """Simulate ``cfg`` and write ``out/raw/<table>/`` and ``out/oracle/``.
 
+    ``contacts`` (:func:`crmscore.synthetic.contacts.read_contacts`) are campaign contacts to
+    simulate: their effect starts at each campaign date, the months before are unchanged.
     Both folders are replaced only once everything is written, so a crash leaves any previous
     bank intact.
     """
@@ -64,7 +69,10 @@ def generate_bank(cfg: BankConfig, out: Path, progress: bool = True) -> BankSumm
     translation = Translation(cfg.contract)  # fails early on a contract it cannot write
     rng = np.random.default_rng(cfg.seed)
     customers, traits = make_customers(cfg, rng)
-    sim = BankSimulation(cfg, customers, traits, rng)
+    located = None
+    if contacts is not None:
+        located = locate(contacts, customers["customer_id"].to_numpy(), cfg.month_start)
+    sim = BankSimulation(cfg, customers, traits, rng, located)
 
     with tempfile.TemporaryDirectory(dir=out, prefix=".generate-") as tmp:
         tmp = Path(tmp)

@@ -17,6 +17,7 @@ import pandas as pd
 from crmscore.synthetic import hazards, vocabulary
 from crmscore.synthetic.accounts import PRODUCT_INDEX, AccountBook
 from crmscore.synthetic.config import BankConfig
+from crmscore.synthetic.contacts import Contacts
 from crmscore.synthetic.population import Traits
 
 XS = vocabulary.CROSS_SELL_PRODUCTS
@@ -85,8 +86,16 @@ def add_months(dates: np.ndarray, months: np.ndarray | int) -> np.ndarray:
 class BankSimulation:
     """State of the bank, advanced one month at a time by :meth:`step`."""
 
-    def __init__(self, cfg: BankConfig, customers: pd.DataFrame, traits: Traits, rng) -> None:
+    def __init__(
+        self,
+        cfg: BankConfig,
+        customers: pd.DataFrame,
+        traits: Traits,
+        rng,
+        contacts: Contacts | None = None,
+    ) -> None:
         self.cfg, self.traits, self.rng = cfg, traits, rng
+        self.contacts = contacts or Contacts.none()
         n = len(customers)
         self.n = n
         self.customer_ids = customers["customer_id"].to_numpy()
@@ -271,7 +280,9 @@ class BankSimulation:
         miss_h = hazards.miss_hazard(obs)
         if shock := self.cfg.shocked(t):
             miss_h = hazards.scale_odds(miss_h, shock.missed_payment_odds)
-        xsell_h = hazards.cross_sell_hazards(obs, PRODUCT_INDEX) * self.active[:, None]
+        xsell_h = self._contact_uplift(
+            t, hazards.cross_sell_hazards(obs, PRODUCT_INDEX) * self.active[:, None]
+        )
         credit_cols = [PRODUCT_INDEX[p] for p in vocabulary.CREDIT_PRODUCTS]
         has_credit = obs.holds[:, credit_cols].any(axis=1) & self.active
         oracle = (
@@ -309,6 +320,7 @@ class BankSimulation:
         self._evolve(activity)
         tx = self._transactions(t, month_start, days, activity, missed, churn_day, churning)
         ix = self._interactions(t, month_start, days, activity, churn_day, churning)
+        ix = self._contact_interactions(ix, month_start, activity)
         status = self._credit_status(t, month_end) if write else None
         self._mature(t, month_start, staying=self.active & ~churning)
 
@@ -336,6 +348,41 @@ class BankSimulation:
             },
             columns=EVENT_COLUMNS,
         )
+
+    # -------------------------------------------------------------------------------- campaigns
+    def _contact_uplift(self, t: int, xsell_h: np.ndarray) -> np.ndarray:
+        """Take-up hazards raised for the products customers were contacted about (no draws)."""
+        c = self.contacts
+        live = (c.first_month <= t) & (t < c.first_month + hazards.CONTACT_EFFECT_MONTHS)
+        if not live.any():
+            return xsell_h
+        rows, cols = c.position[live], c.product[live]
+        raised = xsell_h.copy()
+        raised[rows, cols] = hazards.uplifted(xsell_h[rows, cols], hazards.CONTACT_UPLIFT)
+        return raised
+
+    def _contact_interactions(self, ix: pd.DataFrame, month_start, activity) -> pd.DataFrame:
+        """A ``campaign_contact`` row per contact dated this month, for customers still here."""
+        c = self.contacts
+        start = np.datetime64(month_start, "s")
+        end = np.datetime64(month_start + pd.DateOffset(months=1), "s")
+        now = (c.when >= start) & (c.when < end) & (activity[c.position] > 0)
+        if not now.any():
+            return ix
+        products = np.array([vocabulary.PRODUCTS.index(p) for p in XS], dtype=np.int64)
+        rows = pd.DataFrame(
+            {
+                "_customer": c.position[now],
+                "channel": ICH_CODE["email"],
+                "kind": IX_CODE["campaign_contact"],
+                "product": products[c.product[now]],
+                "complaint_category": -1,
+                "resolution_days": np.nan,
+                "satisfaction_score": 0,
+                "ts": (c.when[now] + np.timedelta64(10, "h")).astype("datetime64[us]"),
+            }
+        )
+        return pd.concat([ix, rows[ix.columns]], ignore_index=True)
 
     # ---------------------------------------------------------------------------------- oracle
     def _oracle_rows(self, month_start, churn_h, miss_h, xsell_h, has_credit) -> pd.DataFrame:
