@@ -367,13 +367,20 @@ def test_reason_sentences_read_like_the_feature_store_descriptions():
 def test_every_model_input_belongs_to_exactly_one_reason_family():
     from fnmatch import fnmatch
 
-    from features.catalog import feature_names, services
+    from features.definitions import SERVICES, service_features
+    from features.views import groups
     from serving.reasons import REASON_FAMILIES
     from training.alignment import PLACEHOLDER, alignment_templates
 
     codes = [family.code for family in REASON_FAMILIES]
     assert len(codes) == len(set(codes)) and len({f.text for f in REASON_FAMILIES}) == len(codes)
-    inputs = {name for service in services() for name in feature_names(service)}
+    declared = {g.name: g.feature_names for g in groups()}  # every feature a bank may have
+    inputs = {
+        name
+        for service in SERVICES
+        for names in service_features(service, declared).values()
+        for name in names
+    }
     inputs |= set(alignment_templates(sorted(inputs), list(cross_sell_products())))
     assert any(PLACEHOLDER in name for name in inputs)  # the aligned cross-sell inputs too
     for name in sorted(inputs):
