@@ -188,6 +188,18 @@ def test_equal_expected_values_offer_the_first_product_in_catalogue_order():
     assert scores.next_best_product[0] == "term_deposit"
 
 
+def test_credit_customers_hold_a_credit_product_and_a_high_pd_makes_them_tier_d():
+    from serving.catalogue import credit_products
+
+    card = credit_products()[0]
+    rich = {"txn_deposit_balance": 100_000.0}  # value 1,500/yr: tier B unless a rule says D
+    rows = _rows({**rich, holding_feature(card): 1.0}, rich, {**rich, holding_feature(card): 0.0})
+    scores = _scores(rows, [0.30, 0.30, 0.30])
+    assert scores.has_credit.tolist() == [True, False, False]
+    assert scores.tiers.tier.tolist() == ["D", "B", "B"]
+    assert "probability of default 0.30" in scores.tiers.reason[0]
+
+
 def test_points_fall_as_pd_rises_on_the_configured_scale():
     scores = _scores(_rows({}, {}), [1 / 51, 1 / 101])  # odds 50:1 and 100:1
     assert scores.credit["score_points"].tolist() == pytest.approx([600.0, 620.0], abs=0.05)
