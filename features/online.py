@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache, cached_property, lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -114,12 +114,11 @@ class FeatureLayout:
         )
 
 
-@cache
 def _text_features() -> frozenset[str]:
-    """Store features holding text (the catalogue's ``string`` kind)."""
-    from features.views import GROUPS
+    """Declared features holding text (the ``string`` kind), for the configured bank."""
+    from features.views import groups
 
-    return frozenset(f.name for g in GROUPS for f in g.features if f.kind == "string")
+    return frozenset(f.name for g in groups() for f in g.features if f.kind == "string")
 
 
 @dataclass(frozen=True)
@@ -143,6 +142,13 @@ class FeatureRows:
         if name in self.text:
             return self.text[name]
         return self.numeric[:, self.layout.index[name]]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.text or name in self.layout.index
+
+    def get(self, name: str) -> np.ndarray:
+        """One feature's column, or all missing (NaN) when the bank's data has no such feature."""
+        return self[name] if name in self else np.full(len(self), np.nan)
 
     def take(self, rows: np.ndarray | list[int]) -> FeatureRows:
         """The rows at positions (or boolean mask) ``rows``, in that order."""
@@ -215,21 +221,29 @@ class OnlineReader:
     locked, unreachable, missing table) propagates: the caller decides what it means."""
 
     def __init__(self, store: FeatureStore, names: Iterable[str]) -> None:
-        from features.catalog import view_of
+        from feast.types import String
 
         self.store = store
-        self.layout = FeatureLayout.of(names)
-        by_view: dict[str, list[str]] = {}
-        for name in self.layout.names:
-            by_view.setdefault(view_of(name), []).append(name)
+        wanted = set(names)
+        # The registered views, as applied for this bank: a feature its data lacks is in none
+        # of them and is not read (the caller's rules say what they do without it).
+        served = [
+            (view, [f for f in view.features if f.name in wanted])
+            for view in store.list_feature_views()
+        ]
+        served = [(view, fields) for view, fields in served if fields]
+        self.layout = FeatureLayout(
+            numeric=tuple(f.name for _, fields in served for f in fields if f.dtype != String),
+            text=tuple(f.name for _, fields in served for f in fields if f.dtype == String),
+        )
         # (feature view, its features we read, their numeric columns, text names): decoded
         # from the registry once, here, never per request.
         self.plan = []
-        for view_name, wanted in by_view.items():
-            view = store.get_feature_view(view_name)
-            numeric = [(n, self.layout.index[n]) for n in wanted if n in self.layout.index]
-            text = [n for n in wanted if n not in self.layout.index]
-            self.plan.append((view, wanted, numeric, text))
+        for view, fields in served:
+            names_in_view = [f.name for f in fields]
+            numeric = [(n, self.layout.index[n]) for n in names_in_view if n in self.layout.index]
+            text = [n for n in names_in_view if n not in self.layout.index]
+            self.plan.append((view, names_in_view, numeric, text))
 
     def stamp(self) -> tuple[int, int]:
         """Changes whenever the store may hold other values: Feast rewrites its registry file at

@@ -1,28 +1,35 @@
-"""The bank's lists serving depends on: products it offers, which of them are credit, segments,
-regions. The only module of ``serving/`` that reads them (from :mod:`crmscore.schema` today), so
-when the lists come from a per-bank contract at run time, this is the one place to change."""
+"""The bank's lists serving depends on: the products it offers, which of them lend money, their
+margins, segments and regions. They are the bank's own (its contract, ``bank.yaml`` beside the
+data, :func:`crmscore.contract.current_contract`), read at call time; this is the only module of
+``serving/`` that asks the contract for them."""
 
 from __future__ import annotations
 
-from crmscore import schema
+from crmscore.contract import current_contract
 
 
 def cross_sell_products() -> tuple[str, ...]:
-    """Products the cross-sell model scores, in a fixed order (columns, ties: first wins)."""
-    return tuple(schema.CROSS_SELL_PRODUCTS)
+    """Products the cross-sell model scores, in the contract's order (columns; ties: first)."""
+    return current_contract().cross_sell_products
 
 
-def credit_products() -> frozenset[str]:
-    """Cross-sell products that lend money: offered only to customers whose PD allows it."""
-    return frozenset(schema.CREDIT_PRODUCTS)
+def credit_products() -> tuple[str, ...]:
+    """Products that lend money: offered only below ``max_pd``; holding one makes a credit
+    customer."""
+    return current_contract().credit_products
+
+
+def margin(product: str) -> float:
+    """Yearly margin the bank expects from ``product`` once taken up (currency)."""
+    return current_contract().products[product].margin
 
 
 def segments() -> tuple[str, ...]:
-    return tuple(schema.SEGMENTS)
+    return tuple(current_contract().segments)
 
 
 def regions() -> tuple[str, ...]:
-    return tuple(schema.REGIONS)
+    return tuple(current_contract().regions)
 
 
 def holding_feature(product: str) -> str:

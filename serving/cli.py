@@ -13,8 +13,6 @@ from pathlib import Path
 
 import typer
 
-from crmscore.schema import CROSS_SELL_PRODUCTS, REGIONS, SEGMENTS
-
 
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
@@ -135,7 +133,7 @@ def score(
 
 
 def targets(
-    product: str = typer.Option(..., help=f"Product to offer: {', '.join(CROSS_SELL_PRODUCTS)}."),
+    product: str = typer.Option(..., help="Product to offer (a cross-sell product of bank.yaml)."),
     top: int = typer.Option(..., help="How many customers to list (N >= 1)."),
     out: Path = typer.Option(..., help="Output file: .parquet or .csv (written atomically)."),
     exclude_pd_above: float = typer.Option(
@@ -144,10 +142,15 @@ def targets(
     contacted_within_days: int = typer.Option(
         None, help="Drop customers contacted by a campaign in the last K days."
     ),
-    segment: list[str] = typer.Option(None, help=f"Keep only these segments: {SEGMENTS}."),
-    region: list[str] = typer.Option(None, help=f"Keep only these regions: {REGIONS}."),
+    segment: list[str] = typer.Option(None, help="Keep only these segments (bank.yaml)."),
+    region: list[str] = typer.Option(None, help="Keep only these regions (bank.yaml)."),
     min_propensity: float = typer.Option(0.0, help="Drop customers below this propensity."),
     include_holders: bool = typer.Option(False, help="Keep customers who already hold it."),
+    assume_consent: bool = typer.Option(
+        False,
+        help="The data has no consent column and you vouch that these customers may be "
+        "contacted (otherwise such a list is refused).",
+    ),
     reasons: int = typer.Option(3, min=0, max=10, help="Reason sentences per customer."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -172,6 +175,7 @@ def targets(
         regions=tuple(region or ()),
         min_propensity=min_propensity,
         reasons=reasons,
+        assume_consent=assume_consent,
     )
     try:
         query.validate()
@@ -180,7 +184,10 @@ def targets(
     out = _check_out(out)
     champions, source = _load(snapshot=True)
     features, scores, _, total = _score_everyone(champions, source, progress)
-    ranked, excluded = select_targets(query, features, scores, settings)
+    try:
+        ranked, excluded = select_targets(query, features, scores, settings)
+    except InvalidRequest as error:
+        _fail(f"--{error.field.replace('_', '-')}: {error}" if error.field else str(error))
     ranked = with_reasons(ranked, features, champions.compiled["cross_sell"], reasons)
     write_table(ranked, out)
     typer.echo(f"{len(ranked):,} customers for {product} -> {out} (scored {total:,})")
@@ -209,16 +216,16 @@ def explain(
     from rich.table import Table
 
     from crmscore.settings import get_settings
+    from serving.catalogue import cross_sell_products
     from serving.champions import MODEL_NAMES
     from serving.explain import ReasonPolicy, explain_rows, format_value
     from serving.scoring import score_rows
 
     if model is not None and model not in MODEL_NAMES:
         _fail(f"--model: unknown model {model!r}; expected one of {list(MODEL_NAMES)}")
-    if product is not None and product not in CROSS_SELL_PRODUCTS:
-        _fail(
-            f"--product: unknown product {product!r}; expected one of {list(CROSS_SELL_PRODUCTS)}"
-        )
+    offers = cross_sell_products()
+    if product is not None and product not in offers:
+        _fail(f"--product: unknown product {product!r}; expected one of {list(offers)}")
     if direction is not None and direction not in ("raises", "lowers", "both"):
         _fail(f"--direction: {direction!r}; expected raises, lowers or both")
     if html is not None and html.suffix.lower() not in (".html", ".htm"):
@@ -229,7 +236,7 @@ def explain(
     if unknown:
         _fail(f"customer {customer_id} is not in the online store")
     score = score_rows(champions, rows, settings).to_frame().iloc[0]
-    offer = product or score["next_best_product"] or CROSS_SELL_PRODUCTS[0]
+    offer = product or score["next_best_product"] or offers[0]
     explanations = [
         explain_rows(
             champions.compiled[name],

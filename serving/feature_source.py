@@ -10,20 +10,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from serving.catalogue import cross_sell_products, holding_feature
+from serving.catalogue import credit_products, cross_sell_products, holding_feature
 from serving.errors import Unavailable
 
 if TYPE_CHECKING:
     from features.online import FeatureRows
 
 JOIN_KEY = "customer_id"
-#: Features the business rules read (tiers, value, target-list exclusions), model inputs or not.
+#: Features the business rules read (tiers, value, target-list exclusions), model inputs or not;
+#: a bank's data may lack some of them (the rules then say what they cannot do).
 RULE_FEATURES: tuple[str, ...] = (
     "marketing_consent",
     "segment",
     "region",
     "prod_n_accounts",
-    "credit_n_accounts",
     "txn_deposit_balance",
     "credit_balance",
     "txn_card_spend_12m",
@@ -32,8 +32,10 @@ RULE_FEATURES: tuple[str, ...] = (
 
 
 def rule_features() -> list[str]:
-    """:data:`RULE_FEATURES` and the holding flag of every cross-sell product."""
-    return [*RULE_FEATURES, *(holding_feature(p) for p in cross_sell_products())]
+    """:data:`RULE_FEATURES` and the holdings of every product the rules look at (the offers and
+    the credit products of the bank's contract)."""
+    products = dict.fromkeys([*cross_sell_products(), *credit_products()])
+    return [*RULE_FEATURES, *(holding_feature(p) for p in products)]
 
 
 class OnlineFeatures:

@@ -11,7 +11,8 @@ Two steps, both on arrays (no per-request pandas):
    (points), customer value, tier, and the next best product.
 
 Next best product: among the cross-sell products the customer does not hold, the one with the
-highest expected value = propensity x ``product_value`` (x (1 - PD) for credit products); credit
+highest expected value = propensity x the product's margin (the bank's contract, ``bank.yaml``;
+x (1 - PD) for credit products); credit
 products are not offered when PD > ``max_pd`` (suitability), and nothing is offered to a customer
 with no open account (a lost customer is a win-back case). None when nothing is eligible; between
 equal expected values the first product in the catalogue's order wins.
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from crmscore.settings import ServingSettings
-from serving.catalogue import credit_products, cross_sell_products, holding_feature
+from serving.catalogue import credit_products, cross_sell_products, holding_feature, margin
 from serving.champions import Champions
 from serving.tiers import Tiers, assign_tiers, customer_value
 from training.scorecard import Scorecard
@@ -88,12 +89,20 @@ CREDIT_RESPONSE_FIELDS = {
 
 def held_products(rows: FeatureRows, products: tuple[str, ...]) -> np.ndarray:
     """(customers x products): True where the customer holds the product at the snapshot."""
-    return np.stack([rows[holding_feature(p)] > 0 for p in products], axis=1)
+    return np.stack([rows.get(holding_feature(p)) > 0 for p in products], axis=1)
 
 
 def is_active(rows: FeatureRows) -> np.ndarray:
     """True where the customer still holds at least one open account."""
     return rows["prod_n_accounts"] > 0
+
+
+def has_credit(rows: FeatureRows) -> np.ndarray:
+    """True where the customer holds a credit product (card, loan, mortgage) at the snapshot."""
+    credit = credit_products()
+    if not credit:
+        return np.zeros(len(rows), dtype=bool)
+    return held_products(rows, credit).any(axis=1)
 
 
 def expected_values(
@@ -105,10 +114,10 @@ def expected_values(
 ) -> np.ndarray:
     """(customers x products): expected yearly margin of each offer; NaN where it may not be
     made (held: no propensity; credit above ``max_pd``; lost customers)."""
-    margin = np.array([settings.product_value.get(p, 0.0) for p in products])
+    margins = np.array([margin(p) for p in products])
     credit = np.array([p in credit_products() for p in products])
     risk = pd_default[:, None]
-    value = propensity * margin
+    value = propensity * margins
     value = np.where(credit, value * (1 - risk), value)
     # Suitability: no credit product above max_pd. Nothing for a customer with no open account.
     allowed = (~credit | (risk <= settings.max_pd)) & active[:, None]
@@ -186,13 +195,13 @@ def decide(
     known = np.where(np.isnan(propensity), -np.inf, propensity)
     best_propensity = np.maximum(known.max(axis=1, initial=-np.inf), 0.0)
     value = customer_value(rows, settings)
-    has_credit = rows["credit_n_accounts"] > 0
+    credit_holder = has_credit(rows)
     tiers = assign_tiers(
         value=value,
         best_propensity=best_propensity,
         churn=predictions.churn,
         pd_default=pd_default,
-        has_credit=has_credit,
+        has_credit=credit_holder,
         has_deposits=rows["txn_deposit_balance"] > 0,
         active=active,
         settings=settings,
@@ -201,7 +210,7 @@ def decide(
         customer_ids=list(rows.customer_ids),
         churn=predictions.churn,
         credit=credit_outputs(scorecard, pd_default),
-        has_credit=has_credit,
+        has_credit=credit_holder,
         products=products,
         propensity=propensity,
         value=np.round(value, 2),

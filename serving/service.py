@@ -36,6 +36,7 @@ from serving.access import (
     check_roles,
     enable_audit_log,
 )
+from serving.catalogue import cross_sell_products
 from serving.champions import Champions, load_champions
 from serving.console.app import console_app
 from serving.contract import ContractMiddleware
@@ -364,6 +365,12 @@ class CrmScore:
             loaded = self._current()
             if product is not None and model != "cross_sell":
                 raise InvalidRequest("product applies only to model 'cross_sell'", field="product")
+            offers = cross_sell_products()
+            if product is not None and product not in offers:
+                raise InvalidRequest(
+                    f"product: unknown product {product!r}; expected one of {list(offers)}",
+                    field="product",
+                )
             rows, unknown = loaded.source.fetch([customer_id])
             if unknown:
                 raise UnknownCustomer(
@@ -437,10 +444,13 @@ class CrmScore:
         regions: list[str] | None = None,
         min_propensity: Annotated[float, Field(ge=0, le=1)] = 0.0,
         reasons: Annotated[int, Field(ge=0, le=10)] = 3,
+        assume_consent: bool = False,
     ) -> TargetsResponse:
         """A ranked marketing list for ``product``: top N by propensity after the exclusions
         (holders, PD above ``exclude_pd_above`` (default settings.max_pd), churned, no consent,
-        contacted in the last K days) and segment/region filters; expected value and reasons."""
+        contacted in the last K days) and segment/region filters; expected value and reasons.
+        Without a consent column in the bank's data the list is refused unless
+        ``assume_consent``."""
         targeted: list[int] = []
 
         def work():
@@ -456,6 +466,7 @@ class CrmScore:
                 regions=tuple(regions or ()),
                 min_propensity=min_propensity,
                 reasons=reasons,
+                assume_consent=assume_consent,
             ).validate()
             loaded = self._current()
             features, scored = self._all_customers(loaded)

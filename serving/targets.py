@@ -9,6 +9,12 @@ ranks what remains by propensity; each row carries the expected value (propensit
 yearly margin, x (1 - PD) for credit products) and, via :func:`with_reasons`, the top reasons.
 
 "Contacted in the last K days" is measured at the feature snapshot (the online store's date).
+
+Products, segments and regions are the bank's own (its contract, ``bank.yaml``). A rule whose data
+the bank does not have cannot be applied silently: a list that requires marketing consent from a
+dataset without a consent column is refused unless the caller explicitly assumes consent
+(``assume_consent``, and takes responsibility for it), and so are the contact-recency and segment
+filters without the interaction log or the segment column.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from serving.catalogue import (
     credit_products,
     cross_sell_products,
     holding_feature,
+    margin,
     regions,
     segments,
 )
@@ -50,6 +57,8 @@ class TargetQuery:
     regions: tuple[str, ...] = ()
     min_propensity: float = 0.0
     reasons: int = 3
+    #: Target customers although the data holds no consent column: the caller vouches for it.
+    assume_consent: bool = False
 
     def validate(self) -> TargetQuery:
         """Raise :class:`InvalidRequest` naming the field when the query cannot be answered."""
@@ -78,6 +87,23 @@ class TargetQuery:
                 )
         return self
 
+    def check_data(self, features: FeatureRows) -> None:
+        """Raise :class:`InvalidRequest` when a rule the query asks for needs data the bank's
+        dataset does not have (``features``: the book's feature rows)."""
+        needed = [
+            (self.require_consent and not self.assume_consent, "marketing_consent",
+             "require_consent", "the data has no marketing consent column, so consent cannot be "
+             "checked; set assume_consent to target these customers on your responsibility, or "
+             "provide the consent column"),
+            (self.contacted_within_days is not None, "int_days_since_campaign_contact",
+             "contacted_within_days", "the data has no interaction log, so recent campaign "
+             "contacts are unknown"),
+            (bool(self.segments), "segment", "segments", "the data has no segment column"),
+        ]  # fmt: skip
+        for asked, column, field, reason in needed:
+            if asked and column not in features:
+                raise InvalidRequest(f"{field}: {reason}", field=field)
+
 
 def exclusion_masks(
     query: TargetQuery, features: FeatureRows, scores: Scores
@@ -89,7 +115,7 @@ def exclusion_masks(
         masks["already holds it"] = features[holding_feature(query.product)] > 0
     if query.exclude_churned:
         masks["churned (no open account)"] = ~is_active(features)
-    if query.require_consent:
+    if query.require_consent and "marketing_consent" in features:
         masks["no marketing consent"] = ~(features["marketing_consent"] > 0)
     if query.max_pd is not None:
         masks[f"probability of default above {query.max_pd}"] = (
@@ -117,6 +143,7 @@ def select_targets(
     """``(ranked list, excluded counts)``. ``features`` and ``scores`` are row-aligned (from
     :func:`serving.scoring.score_rows`). Counts are per rule, first rule that hits wins."""
     query.validate()
+    query.check_data(features)
     excluded_any = np.zeros(len(scores), dtype=bool)
     counts: dict[str, int] = {}
     for reason, mask in exclusion_masks(query, features, scores).items():
@@ -128,7 +155,7 @@ def select_targets(
     # Highest propensity first; equal propensities by customer id.
     chosen = keep[np.lexsort((ids, -propensity[keep]))[: query.top]]
     pd_default = scores.probability_of_default[chosen]
-    expected = propensity[chosen] * settings.product_value.get(query.product, 0.0)
+    expected = propensity[chosen] * margin(query.product)
     if query.product in credit_products():
         expected = expected * (1 - pd_default)
     ranked = pd.DataFrame(
@@ -141,11 +168,16 @@ def select_targets(
             "probability_of_default": pd_default,
             "churn_probability": scores.churn[chosen],
             "tier": scores.tiers.tier[chosen],
-            "segment": features["segment"][chosen],
-            "region": features["region"][chosen],
+            "segment": _text(features, "segment")[chosen],
+            "region": _text(features, "region")[chosen],
         }
     )
     return ranked, counts
+
+
+def _text(features: FeatureRows, name: str) -> np.ndarray:
+    """A text feature's column, or all missing (None) when the bank's data has no such feature."""
+    return features[name] if name in features else np.full(len(features), None, dtype=object)
 
 
 def with_reasons(

@@ -4,7 +4,8 @@ DOMAIN.md's tiers (one rural bank's plan), made computable from what crmscore kn
 
 ``value``
     Yearly profit contribution of what the customer holds today: deposit balance x deposit margin
-    + credit owed x lending margin + 12 months of card spend x interchange (margins in settings).
+    + credit owed x lending margin + 12 months of card spend x interchange (margins in settings;
+    a part the bank's data cannot give, e.g. credit owed without a credit_status table, counts 0).
 ``D`` general customers, hard to maintain
     no open account left (lost: a win-back case, not a cross-sell one), churn probability
     >= ``tier_max_churn``, or (credit customers) PD >= ``tier_max_pd``; also anyone not
@@ -36,7 +37,11 @@ CONTACT_EVERY_DAYS = {"A": 7, "B": 7, "C": 14, "D": 30}
 
 
 def _amount(columns: Mapping[str, np.ndarray], name: str) -> np.ndarray:
-    """A feature as float64 with missing as 0."""
+    """A feature as float64 with missing as 0. A feature the bank's data cannot give (credit owed
+    without a credit_status table, no card spending) is missing throughout: its part of the value
+    is unknown and counts as nothing."""
+    if name not in columns:
+        return np.zeros(len(columns["txn_deposit_balance"]))
     values = np.asarray(columns[name], dtype=float)
     return np.where(np.isnan(values), 0.0, values)
 

@@ -252,27 +252,35 @@ def test_the_banks_own_products_name_the_features(tiny_bank, tiny_as_of, tmp_pat
 # --- rules that need data the bank may not have --------------------------------------------------
 
 
-def _book(consent: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Two customers' feature and score rows, as ``score_frame`` would return them."""
-    features = pd.DataFrame(
+def _book(consent: bool):
+    """Two customers' feature rows and scores, as ``serving.scoring.score_rows`` gives them."""
+    import numpy as np
+
+    from crmscore.settings import ServingSettings
+    from features.online import FeatureLayout, FeatureRows
+    from serving.catalogue import cross_sell_products
+    from serving.scoring import Predictions, decide
+
+    frame = pd.DataFrame(
         {
             "customer_id": [1, 2],
             "prod_holds_insurance": [0.0, 0.0],
             "prod_n_accounts": [2.0, 3.0],
+            "txn_deposit_balance": [100.0, 100.0],
             "region": ["north", "south"],
             **({"marketing_consent": [1.0, 0.0]} if consent else {}),  # customer 2 said no
         }
     )
-    scores = pd.DataFrame(
-        {
-            "customer_id": [1, 2],
-            "propensity_insurance": [0.2, 0.3],
-            "probability_of_default": [0.01, 0.01],
-            "churn_probability": [0.05, 0.05],
-            "tier": ["B", "B"],
-        }
+    features = FeatureRows.from_frame(frame, FeatureLayout.of(frame.columns[1:]))
+    offers = cross_sell_products()
+    insurance = [p == "insurance" for p in offers]
+    predictions = Predictions(
+        churn=np.array([0.05, 0.05]),
+        probability_of_default=np.array([0.01, 0.01]),
+        products=offers,
+        propensity=np.array([np.where(insurance, 0.2, 0.01), np.where(insurance, 0.3, 0.01)]),
     )
-    return features, scores
+    return features, decide(predictions, features, ServingSettings())
 
 
 def test_a_list_needing_consent_is_refused_without_a_consent_column():

@@ -197,6 +197,18 @@ def test_equal_expected_values_offer_the_first_product_in_catalogue_order():
     assert scores.next_best_product[0] == "term_deposit"
 
 
+def test_credit_customers_hold_a_credit_product_and_a_high_pd_makes_them_tier_d():
+    from serving.catalogue import credit_products
+
+    card = credit_products()[0]
+    rich = {"txn_deposit_balance": 100_000.0}  # value 1,500/yr: tier B unless a rule says D
+    rows = _rows({**rich, holding_feature(card): 1.0}, rich, {**rich, holding_feature(card): 0.0})
+    scores = _scores(rows, [0.30, 0.30, 0.30])
+    assert scores.has_credit.tolist() == [True, False, False]
+    assert scores.tiers.tier.tolist() == ["D", "B", "B"]
+    assert "probability of default 0.30" in scores.tiers.reason[0]
+
+
 def test_points_fall_as_pd_rises_on_the_configured_scale():
     scores = _scores(_rows({}, {}), [1 / 51, 1 / 101])  # odds 50:1 and 100:1
     assert scores.credit["score_points"].tolist() == pytest.approx([600.0, 620.0], abs=0.05)
@@ -376,13 +388,20 @@ def test_reason_sentences_read_like_the_feature_store_descriptions():
 def test_every_model_input_belongs_to_exactly_one_reason_family():
     from fnmatch import fnmatch
 
-    from features.catalog import feature_names, services
+    from features.definitions import SERVICES, service_features
+    from features.views import groups
     from serving.reasons import REASON_FAMILIES
     from training.alignment import PLACEHOLDER, alignment_templates
 
     codes = [family.code for family in REASON_FAMILIES]
     assert len(codes) == len(set(codes)) and len({f.text for f in REASON_FAMILIES}) == len(codes)
-    inputs = {name for service in services() for name in feature_names(service)}
+    declared = {g.name: g.feature_names for g in groups()}  # every feature a bank may have
+    inputs = {
+        name
+        for service in SERVICES
+        for names in service_features(service, declared).values()
+        for name in names
+    }
     inputs |= set(alignment_templates(sorted(inputs), list(cross_sell_products())))
     assert any(PLACEHOLDER in name for name in inputs)  # the aligned cross-sell inputs too
     for name in sorted(inputs):
