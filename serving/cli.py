@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -84,15 +85,42 @@ def _score_everyone(champions, source, progress: bool):
     return (*found, len(ids))
 
 
+def _customers_file(path: Path) -> list[int]:
+    """Customer ids from a CSV or Parquet file with a ``customer_id`` column, or a clean exit."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        ids = pd.to_numeric(frame["customer_id"], errors="raise").astype("int64")
+    except KeyError:
+        _fail(f"--customers {path}: no customer_id column")
+    except (ValueError, OSError) as error:
+        _fail(f"--customers {path}: {error}")
+    return list(dict.fromkeys(ids.tolist()))
+
+
 def score(
     out: Path = typer.Option(..., help="Output file: .parquet or .csv (written atomically)."),
+    as_of: datetime = typer.Option(
+        None,
+        formats=["%Y-%m-%d"],
+        help="Score as of this day (e.g. loan applications' decision date): each customer's "
+        "history strictly before it [default: the online store's snapshot].",
+    ),
+    customers: Path = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="Only these customers (.csv or .parquet with a customer_id column).",
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Score every customer with every champion, one row per customer.
+    """Score every customer (or --customers) with every champion, one row per customer.
 
     Features come from the offline store at the snapshot the online store was loaded from (same
     values as the endpoint, read in bulk), in chunks of ``serving.snapshot_chunk`` customers
-    appended to the output: memory stays flat at any bank size.
+    appended to the output: memory stays flat at any bank size. With --as-of they are computed
+    from the raw history as of that day instead (any day, not only month starts).
 
     Columns: churn probability, propensity per product, PD + points, value, tier, next best
     product and the model versions used.
@@ -106,8 +134,12 @@ def score(
 
     out = _check_out(out)
     started = time.perf_counter()
-    champions, source = _load(snapshot=True)
-    ids = _everyone()
+    champions, source = _load(snapshot=as_of is None)
+    if as_of is not None:
+        from serving.feature_source import AsOfFeatures
+
+        source = AsOfFeatures(source, as_of)
+    ids = _customers_file(customers) if customers else _everyone()
     settings = get_settings().serving
     chunk = settings.snapshot_chunk
     scored, unknown, tiers = 0, 0, Counter()

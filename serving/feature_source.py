@@ -126,3 +126,39 @@ class SnapshotFeatures(OnlineFeatures):
         rows = FeatureRows.from_frame(frame, self.layout)
         unknown = [i for i, k in zip(ids, known, strict=True) if not k]
         return (rows.take(known) if unknown else rows), unknown
+
+
+class AsOfFeatures:
+    """The same vectors as of a given day: each customer's history strictly before it, computed
+    from the raw tables by the feature SQL itself (:func:`features.asof.features_as_of`). For
+    application scoring at a decision date; a small feature build per call, so slower than the
+    online store (about a second for one customer on the demo bank)."""
+
+    def __init__(self, source: OnlineFeatures, day) -> None:
+        import pandas as pd
+
+        self.layout, self.names = source.layout, source.names
+        self.snapshot = pd.Timestamp(day).normalize()
+
+    def fetch(self, customer_ids: list[int]) -> tuple[FeatureRows, list[int]]:
+        """``(rows, unknown)``: a customer with no history before the day is unknown."""
+        import pandas as pd
+
+        from features.asof import features_as_of
+        from features.catalog import as_model_dtypes
+        from features.online import FeatureRows
+
+        ids = [int(i) for i in customer_ids]
+        entities = pd.DataFrame({JOIN_KEY: ids, "event_timestamp": self.snapshot})
+        try:
+            found = features_as_of(entities, self.names)
+        except Exception as error:  # raw tables unreadable, features never built
+            raise Unavailable(
+                f"features as of {self.snapshot:%Y-%m-%d} unavailable: {error}"
+            ) from error
+        frame = as_model_dtypes(pd.concat([entities[[JOIN_KEY]], found], axis=1))
+        frame = frame.reindex(columns=[JOIN_KEY, *self.names])
+        known = frame[self.names].notna().any(axis=1).to_numpy()
+        rows = FeatureRows.from_frame(frame, self.layout)
+        unknown = [i for i, k in zip(ids, known, strict=True) if not k]
+        return (rows.take(known) if unknown else rows), unknown

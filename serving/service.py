@@ -18,6 +18,7 @@ import gc
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -48,7 +49,7 @@ from serving.errors import (
     UnknownCustomer,
 )
 from serving.explain import Direction, ReasonPolicy, explain_rows
-from serving.feature_source import OnlineFeatures
+from serving.feature_source import AsOfFeatures, OnlineFeatures
 from serving.features_input import validate_feature_rows
 from serving.schemas import (
     CustomerId,
@@ -322,6 +323,14 @@ class CrmScore:
         self,
         customer_ids: Annotated[list[CustomerId], Field(min_length=1, description="Customer ids.")],
         ctx: bentoml.Context,
+        as_of: Annotated[
+            date | None,
+            Field(
+                description="Score as of this day (e.g. a loan application's decision date): "
+                "each customer's history strictly before it, computed from the raw tables "
+                "(slower: about a second). Default: the online store's latest snapshot."
+            ),
+        ] = None,
     ) -> ScoreResponse:
         """Scores of 1 to max_batch customers: churn, cross-sell per product, PD + points, tier,
         next best product. Unknown ids are listed in ``errors``; the others are scored."""
@@ -329,19 +338,24 @@ class CrmScore:
         def work():
             ids = self._check_batch(customer_ids, "customer_ids")
             loaded = self._current()
-            rows, unknown = loaded.source.fetch(ids)
+            source, missing = loaded.source, "not in the online store"
+            if as_of is not None:
+                if not 1900 <= as_of.year <= 2200:
+                    raise InvalidRequest("as_of: a day between 1900 and 2200", field="as_of")
+                source = AsOfFeatures(loaded.source, as_of)
+                missing = f"no history before {as_of:%Y-%m-%d}"
+            rows, unknown = source.fetch(ids)
             results = _customer_scores(score_rows(loaded.champions, rows, self.settings))
             return {
                 "results": results,
                 "errors": [
-                    {"customer_id": i, "error": "unknown customer: not in the online store"}
-                    for i in unknown
+                    {"customer_id": i, "error": f"unknown customer: {missing}"} for i in unknown
                 ],
                 "models": loaded.champions.versions(),
             }
 
         ids = customer_ids[: self.settings.max_batch]
-        inline = len(ids) <= self.settings.inline_max_ids
+        inline = as_of is None and len(ids) <= self.settings.inline_max_ids
         return await self._respond(ctx, "score", ids, work, ScoreResponse, inline)
 
     @bentoml.api(route="/explain")
