@@ -3,7 +3,8 @@ through an economic shock afterwards; a credit-risk champion trained on the calm
 end of those two years (the shock is a credit shock: the PD's back-test is what it must trip).
 
 Without the shock every check stays green (exit 0); with it the per-grade back-test of the PD
-turns red (exit 1, with the reasons) and the score's PSI leaves the green band. Real stack:
+turns red (exit 1, with the reasons): defaults rise beyond what the inputs show, so the score
+itself barely moves and only the back-test can tell. Real stack:
 generated raw tables, DuckDB features in Feast, the MLflow registry and the champions' logged
 training references.
 """
@@ -80,6 +81,8 @@ def test_an_economic_shock_turns_monitoring_red(calm_bank, tmp_path):
     assert "RED at 2026-07-01" in result.output and "credit_risk v1: red" in result.output
     assert run.data.tags["status"] == "red"
     assert "Jeffreys p =" in result.output  # realised defaults above the PD in some grade
-    assert run.data.metrics["credit_risk.psi_score"] >= get_settings().monitoring.psi_amber
+    history = client.get_metric_history(run.info.run_id, "credit_risk.backtest_realised_rate")
+    realised = [m.value for m in history]
+    assert realised[-1] > 1.5 * realised[0]  # the last window holds six months of the shock
     html = (tmp_path / "report.html").read_text()
     assert "Alerts (red)" in html
