@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -112,8 +112,9 @@ def scored_population(
     """The champion's eligible rows at ``snapshots`` with their labels over ``horizon_months``
     (0: the population alone), the model's input matrix and its probabilities."""
     config = get_settings().training
-    definition = get_definition(champion.name)
-    labels = build_labels(definition.name, snapshots, raw_dir, horizon_months, config.max_rows)
+    # A zero horizon labels nobody (the window [s, s) is empty) and keeps the population.
+    definition = replace(get_definition(champion.name), horizon_months=horizon_months)
+    labels = build_labels(definition, snapshots, raw_dir, config.max_rows)
     entities = labels[ENTITY].drop_duplicates().reset_index(drop=True)
     features = fetch_features(
         entities, definition.feature_service, feast_training_set(), config.fetch_rows

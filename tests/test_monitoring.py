@@ -1,9 +1,10 @@
 """``crmscore monitor`` end to end: two banks that share their first two years, one of which goes
-through an economic shock afterwards; champions trained on the calm bank as of the end of those
-two years.
+through an economic shock afterwards; a credit-risk champion trained on the calm bank as of the
+end of those two years (the shock is a credit shock: the PD's back-test is what it must trip).
 
 Without the shock every check stays green (exit 0); with it the per-grade back-test of the PD
-turns red (exit 1, with the reasons) and the score's PSI leaves the green band. Real stack:
+turns red (exit 1, with the reasons): defaults rise beyond what the inputs show, so the score
+itself barely moves and only the back-test can tell. Real stack:
 generated raw tables, DuckDB features in Feast, the MLflow registry and the champions' logged
 training references.
 """
@@ -34,14 +35,13 @@ CREDIT_STEPS = [202502, 202503, 202504, 202505, 202506, 202507]
 
 @pytest.fixture(scope="module")
 def calm_bank(tmp_path_factory):
-    """The calm bank, with churn and credit-risk champions trained as of TRAINED_AS_OF."""
+    """The calm bank, with a credit-risk champion trained as of TRAINED_AS_OF."""
     from training.pipeline import train_model
 
     root = tmp_path_factory.mktemp("monitoring-calm")
     env = stack_env(root, CRMSCORE_TRAINING__SHAP_ROWS="200")
     with built_stack(root, env, customers=CUSTOMERS, seed=SEED, months=MONTHS):
-        for model in ("churn", "credit_risk"):
-            train_model(model, lgbm_overrides=FAST, as_of=TRAINED_AS_OF)
+        train_model("credit_risk", lgbm_overrides=FAST, as_of=TRAINED_AS_OF)
         yield env
 
 
@@ -59,7 +59,8 @@ def run_monitor(report: Path):
 def test_a_calm_economy_stays_green(calm_bank, tmp_path):
     result, client, run = run_monitor(tmp_path / "report.html")
     assert result.exit_code == 0, result.output
-    assert "credit_risk v1: green" in result.output and "churn v1: green" in result.output
+    assert "credit_risk v1: green" in result.output
+    assert "churn: not monitored (no champion)" in result.output
     assert run.data.tags["status"] == "green"
     assert run.data.metrics["credit_risk.psi_score"] < 0.10
     history = client.get_metric_history(run.info.run_id, "credit_risk.backtest_auc")
@@ -80,6 +81,8 @@ def test_an_economic_shock_turns_monitoring_red(calm_bank, tmp_path):
     assert "RED at 2026-07-01" in result.output and "credit_risk v1: red" in result.output
     assert run.data.tags["status"] == "red"
     assert "Jeffreys p =" in result.output  # realised defaults above the PD in some grade
-    assert run.data.metrics["credit_risk.psi_score"] >= get_settings().monitoring.psi_amber
+    history = client.get_metric_history(run.info.run_id, "credit_risk.backtest_realised_rate")
+    realised = [m.value for m in history]
+    assert realised[-1] > 1.5 * realised[0]  # the last window holds six months of the shock
     html = (tmp_path / "report.html").read_text()
     assert "Alerts (red)" in html

@@ -513,7 +513,9 @@ def fit(prepared: PreparedData, lgbm_overrides: dict[str, Any] | None = None) ->
 def gain_importance(booster) -> pd.DataFrame:
     """Each input's share of the booster's total split gain, largest first."""
     gain = booster.feature_importance(importance_type="gain")
-    table = pd.DataFrame({"feature": booster.feature_name(), "importance": gain / gain.sum()})
+    total = gain.sum()  # 0 for a booster without a single split
+    share = gain / total if total > 0 else np.zeros_like(gain)
+    table = pd.DataFrame({"feature": booster.feature_name(), "importance": share})
     return table.sort_values(["importance", "feature"], ascending=[False, True], ignore_index=True)
 
 
