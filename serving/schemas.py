@@ -31,6 +31,9 @@ class ChurnScore(BaseModel):
 class CreditScore(BaseModel):
     probability_of_default: float = Field(description="Calibrated PD (90+ dpd within 12 months).")
     points: float | None = Field(description="Scorecard points (higher = safer).")
+    rating_grade: str | None = Field(
+        description="Master-scale rating grade of the PD (settings training.master_scale)."
+    )
     has_credit: bool = Field(description="Holds a credit product (PD is extrapolated otherwise).")
     model: str
     version: str

@@ -73,17 +73,25 @@ def predict(champions: Champions, rows: FeatureRows) -> Predictions:
 
 
 def credit_outputs(scorecard: Scorecard | None, pd_default: np.ndarray) -> dict[str, np.ndarray]:
-    """Everything derived from the probability of default, by output column: PD and scorecard
-    points (NaN without a scorecard). The one place a PD-derived output (e.g. a rating grade)
-    is added; the batch columns and ``/score``'s ``credit_risk`` block follow it."""
+    """Everything derived from the probability of default, by output column: PD, scorecard
+    points (NaN without a scorecard) and the master scale's rating grade. The one place a
+    PD-derived output is added; the batch columns and ``/score``'s ``credit_risk`` block follow
+    it."""
+    from training.master_scale import rating_grade
+
     points = np.full(len(pd_default), np.nan) if scorecard is None else scorecard.points(pd_default)
-    return {"probability_of_default": pd_default, "score_points": np.round(points, 1)}
+    return {
+        "probability_of_default": pd_default,
+        "score_points": np.round(points, 1),
+        "rating_grade": rating_grade(pd_default),
+    }
 
 
 #: ``/score``'s ``credit_risk`` fields -> :func:`credit_outputs` columns.
 CREDIT_RESPONSE_FIELDS = {
     "probability_of_default": "probability_of_default",
     "points": "score_points",
+    "rating_grade": "rating_grade",
 }
 
 

@@ -129,7 +129,9 @@ def _customer_scores(scores: Scores) -> list[dict[str, Any]]:
     Built from whole arrays turned into Python lists once (NaN -> None): the per-customer work is
     only assembling dicts."""
 
-    def numbers(values: np.ndarray) -> list[float | None]:
+    def numbers(values: np.ndarray) -> list[float | str | None]:
+        if values.dtype == object:  # text (rating grades): None stays None
+            return values.tolist()
         return [None if v != v else v for v in np.asarray(values, dtype=float).tolist()]
 
     def ref(name: str) -> dict[str, str]:

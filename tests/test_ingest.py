@@ -69,7 +69,7 @@ def test_valid_csv_round_trips_through_ingest(tiny_bank, tiny_as_of, tmp_path):
     report = ingest(src, tmp_path / "raw", as_of=tiny_as_of)
     assert report.rows == {name: len(frame) for name, frame in tiny_bank.items()}
     assert "transactions" in str(report)
-    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted([*TABLES, "bank.yaml"])
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted([*tiny_bank, "bank.yaml"])
     back = read_dataset(tmp_path / "raw")
     for name, frame in tiny_bank.items():
         assert back[name].astype(object).where(back[name].notna(), None).values.tolist() == (

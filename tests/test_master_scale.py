@@ -55,3 +55,14 @@ def test_the_table_lists_each_grades_pd_interval():
 def test_a_malformed_scale_is_rejected(grades, upper):
     with pytest.raises(ValueError, match="master scale"):
         MasterScale(grades, upper)
+
+
+def test_scores_carry_the_grade_of_their_pd():
+    """``/score``'s credit block and ``crmscore score``'s columns both come from credit_outputs."""
+    from serving.scoring import CREDIT_RESPONSE_FIELDS, credit_outputs
+    from training.master_scale import rating_grade
+
+    pd_default = np.array([0.001, 0.05, 0.5])
+    outputs = credit_outputs(None, pd_default)
+    assert outputs["rating_grade"].tolist() == rating_grade(pd_default).tolist()
+    assert CREDIT_RESPONSE_FIELDS["rating_grade"] == "rating_grade"
