@@ -2,7 +2,8 @@
 
 Serving never picks a version itself: it asks :func:`training.registry.load_champion` for the
 version the ``champion`` alias points at. The three are loaded as one set so a response never mixes
-a freshly reloaded churn model with a stale cross-sell one.
+a freshly reloaded churn model with a stale cross-sell one; so are the bank's own models
+(``settings.training.custom_models``) that have a champion, served beside them.
 """
 
 from __future__ import annotations
@@ -44,7 +45,12 @@ class Champions:
         try:
             return self.models[name]
         except KeyError:
-            raise KeyError(f"unknown model {name!r}; expected one of {list(MODEL_NAMES)}") from None
+            raise KeyError(f"unknown model {name!r}; expected one of {list(self.models)}") from None
+
+    @property
+    def own(self) -> tuple[str, ...]:
+        """The bank's own models loaded beside the three (``training.custom_models``)."""
+        return tuple(name for name in self.models if name not in MODEL_NAMES)
 
     @property
     def churn(self) -> LoadedModel:
@@ -86,12 +92,20 @@ def bound_registry_calls() -> None:
 
 
 def load_champions() -> Champions:
-    """Load every champion, or raise :class:`Unavailable` naming the model and the reason."""
-    from training.registry import load_champion
+    """Load every champion, or raise :class:`Unavailable` naming the model and the reason. The
+    bank's own models are loaded when they have a champion (one not trained yet is not served)."""
+    from models import custom_models
+    from training.registry import configure_mlflow, current_champion, load_champion
 
     bound_registry_calls()
     loaded = {}
-    for name in MODEL_NAMES:
+    try:
+        own = custom_models()
+        client = configure_mlflow() if own else None
+        trained = [name for name in own if current_champion(client, name) is not None]
+    except Exception as error:  # a broken setting, the registry down
+        raise Unavailable(f"cannot list the bank's own models: {error}") from error
+    for name in (*MODEL_NAMES, *trained):
         try:
             loaded[name] = load_champion(name)
         except Exception as error:  # registry down, no champion, broken artefact: all mean 503

@@ -60,11 +60,21 @@ class NextBestProduct(BaseModel):
     expected_value: float = Field(description="Propensity x yearly margin (x (1-PD) for credit).")
 
 
+class OwnScore(BaseModel):
+    probability: float = Field(description="Probability of the bank's own outcome.")
+    model: str
+    version: str
+
+
 class CustomerScore(BaseModel):
     customer_id: CustomerId | None
     churn: ChurnScore
     credit_risk: CreditScore
     cross_sell: CrossSellScore
+    own: dict[str, OwnScore] = Field(
+        default_factory=dict,
+        description="Scores of the bank's own models (settings training.custom_models), by name.",
+    )
     value: float = Field(description="Yearly profit contribution estimate of current holdings.")
     tier: Literal["A", "B", "C", "D"]
     tier_reason: str

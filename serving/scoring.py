@@ -20,7 +20,7 @@ equal expected values the first product in the catalogue's order wins.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -50,6 +50,8 @@ class Predictions:
     probability_of_default: np.ndarray
     products: tuple[str, ...]
     propensity: np.ndarray
+    #: The bank's own models' probabilities, by model name.
+    own: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def predict(champions: Champions, rows: FeatureRows) -> Predictions:
@@ -69,6 +71,7 @@ def predict(champions: Champions, rows: FeatureRows) -> Predictions:
         probability_of_default=probability(compiled["credit_risk"]),
         products=products,
         propensity=probability(compiled["cross_sell"], products),
+        own={name: probability(compiled[name]) for name in champions.own},
     )
 
 
@@ -149,6 +152,8 @@ class Scores:
     next_best_product: np.ndarray
     next_best_expected_value: np.ndarray
     models: dict[str, str]
+    #: The bank's own models' probabilities, by model name (``<name>_probability`` columns).
+    own: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.customer_ids)
@@ -175,6 +180,7 @@ class Scores:
             "contact_every_days": self.tiers.contact_every_days,
             "next_best_product": self.next_best_product,
             "next_best_expected_value": self.next_best_expected_value,
+            **{f"{name}_probability": values for name, values in self.own.items()},
             **{f"{name}_model": [ref] * len(self) for name, ref in self.models.items()},
         }
         return pd.DataFrame(columns)
@@ -226,6 +232,7 @@ def decide(
         next_best_product=best,
         next_best_expected_value=np.round(best_ev, 2),
         models=dict(models or {}),
+        own=predictions.own,
     )
 
 

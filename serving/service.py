@@ -139,6 +139,7 @@ def _customer_scores(scores: Scores) -> list[dict[str, Any]]:
         return {"model": model, "version": version}
 
     churn_ref, credit_ref, cross_ref = ref("churn"), ref("credit_risk"), ref("cross_sell")
+    own = {name: (numbers(values), ref(name)) for name, values in scores.own.items()}
     credit = {
         field: numbers(scores.credit[column]) for field, column in CREDIT_RESPONSE_FIELDS.items()
     }
@@ -181,6 +182,7 @@ def _customer_scores(scores: Scores) -> list[dict[str, Any]]:
                     ],
                     **cross_ref,
                 },
+                "own": {name: {"probability": p[i], **r} for name, (p, r) in own.items()},
                 "value": value,
                 "tier": tier,
                 "tier_reason": reason,

@@ -52,6 +52,10 @@ def onboarded(tmp_path_factory):
     env = stack_env(
         root,
         CRMSCORE_SERVING__API_KEYS=f'{{"{KEY}": "admin"}}',
+        # A model of the bank's own choosing: its register read as a 6-month loss horizon.
+        CRMSCORE_TRAINING__CUSTOM_MODELS='{"loss_6m": {"outcome": "default", "description": '
+        '"Defaults within 6 months (the register).", "features": "credit_risk", '
+        '"population": "credit", "horizon_months": 6}}',
         CRMSCORE_TRAINING__SHAP_ROWS="200",
         CRMSCORE_MONITORING__BOOTSTRAP_RESAMPLES="20",
         CRMSCORE_TRAINING__CV_REPEATS="1",
@@ -97,8 +101,9 @@ def test_the_build_uses_what_exists(onboarded):
 def test_every_model_trains_and_credit_risk_learns_from_the_banks_register(onboarded):
     _, _, logs = onboarded
     assert "credit_risk: labels from the bank's recorded 'default' events" in logs["train"]
+    assert "loss_6m: labels from the bank's recorded 'default' events" in logs["train"]
     assert "churn: labels from the derived rule" in logs["train"]
-    for model in ("churn", "cross_sell", "credit_risk"):
+    for model in ("churn", "cross_sell", "credit_risk", "loss_6m"):
         assert f"{model} v1" in logs["train"]
 
 
@@ -134,6 +139,9 @@ def test_score_now_and_as_of_a_decision_date(onboarded, server):
                for r in then.json()["results"]}  # fmt: skip
     assert set(pd_then) == set(customers)
     assert pd_now != pd_then  # a year and a half earlier, the same customers looked different
+    own = now.json()["results"][0]["own"]  # the bank's own model, served beside the three
+    assert set(own) == {"loss_6m"} and 0 < own["loss_6m"]["probability"] < 1
+    assert own["loss_6m"]["model"] == "crmscore-loss_6m"
     before_anyone = _post(server, "score", {"customer_ids": customers[:1], "as_of": "2000-01-03"})
     assert before_anyone.status_code == 200
     assert before_anyone.json()["errors"] == [
