@@ -28,6 +28,7 @@ absolute figures move with it, the ratios much less.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -191,6 +192,10 @@ class Floors:
         ]
         credit = compiled["credit_risk"]
         self.credit = (credit.booster, credit.matrix(rows))
+        # The floor without this process's own garbage collections over everything it imported
+        # (the server freezes its heap the same way: serving.service.settle_heap).
+        gc.collect()
+        gc.freeze()
 
     def read(self, ids: list[int]) -> None:
         """The online store's raw read: the provider's ``online_read`` once per feature view."""

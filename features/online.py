@@ -217,7 +217,8 @@ class OnlineReader:
     Feast provider's ``online_read``: one call per feature view holding any of them.
 
     Values are those :func:`get_online_features` returns (the same store rows, decoded from the
-    same protobuf values); a customer with no row in any view is unknown. A read error (store
+    same protobuf values); a customer with no value in any view is unknown (Redis answers a key
+    it does not hold with empty values, SQLite with no row). A read error (store
     locked, unreachable, missing table) propagates: the caller decides what it means."""
 
     def __init__(self, store: FeatureStore, names: Iterable[str]) -> None:
@@ -273,17 +274,19 @@ class OnlineReader:
             for i, (_, values) in enumerate(rows):
                 if not values:
                     continue
-                found[i] = True
                 row = numeric[i]
                 for name, column in numeric_plan:
                     value = values.get(name)
                     kind = value.WhichOneof("val") if value is not None else None
                     if kind is not None:
                         row[column] = getattr(value, kind)
+                        found[i] = True
                 for name in text_plan:
                     value = values.get(name)
-                    if value is not None and value.WhichOneof("val") is not None:
-                        text[name][i] = getattr(value, value.WhichOneof("val"))
+                    kind = value.WhichOneof("val") if value is not None else None
+                    if kind is not None:
+                        text[name][i] = getattr(value, kind)
+                        found[i] = True
         unknown = [i for i, known in zip(ids, found, strict=True) if not known]
         if len(unknown) == 0:
             return FeatureRows(ids, numeric, self.layout, text), []

@@ -462,7 +462,7 @@ def test_explanations_contain_only_the_requested_customers_data(server):
     reason's value is that customer's online value, never the other's."""
     a, b = 11, 12
     requests = [(c, model) for c in (a, b) * 6 for model in ("churn", "credit_risk", "cross_sell")]
-    payload = {"top_k": 12}
+    payload = {"top_k": 12, "direction": "both"}  # reasons either way: every one is checked
     with ThreadPoolExecutor(8) as pool:
         answers = list(
             pool.map(

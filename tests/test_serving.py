@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 
 from crmscore.settings import PROJECT_ROOT
 from tests.stacks import built_stack, stack_env
-from tests.test_features import redis_server as _redis_server  # noqa: F401  (the fixture)
+from tests.test_features import redis_server  # noqa: F401  (a throw-away redis-server fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -224,7 +224,7 @@ def test_online_reader_reads_what_feast_get_online_features_returns(loaded):
         )
 
 
-def test_redis_online_store_gives_the_same_rows_and_scores(loaded, redis_server):
+def test_redis_online_store_gives_the_same_rows_and_scores(loaded, redis_server):  # noqa: F811
     """The scale path: the same reader over Redis (one pipelined HMGET batch per view)."""
     from crmscore.settings import ServingSettings, get_settings
     from features.build import apply
