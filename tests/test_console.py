@@ -338,3 +338,33 @@ def test_anonymous_and_unknown_keys_are_sent_to_the_login_page(browser, server):
     assert page.url.endswith("/console/portfolio")  # back where they wanted to go
     headers = httpx.get(f"{server['url']}/console/login").headers
     assert "script-src" not in headers["content-security-policy"]  # default-src 'none': no JS
+
+
+def test_the_books_offer_reasons_are_explain_rows_first_reasons(stack, monkeypatch):
+    """The worklist's precomputed reason equals the endpoint's first reason for that offer."""
+    from serving.champions import load_champions
+    from serving.console.book import offer_reasons
+    from serving.explain import explain_rows
+    from serving.feature_source import SnapshotFeatures
+    from serving.scoring import score_frame
+
+    for name, value in stack["env"].items():
+        if name.startswith(("CRMSCORE_", "BENTOML_")):
+            monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    champions = load_champions()
+    ids = stack["customers"]["customer_id"].head(60).tolist()
+    features, _ = SnapshotFeatures(champions.feature_names()).fetch(ids)
+    scores = score_frame(champions, features, get_settings().serving)
+    wanted = scores["customer_id"].to_numpy() % 2 == 0
+    reasons = offer_reasons(champions, features, scores, wanted)
+    checked = 0
+    for i, product in enumerate(scores["next_best_product"]):
+        if not wanted[i] or product is None:
+            assert reasons[i] is None
+            continue
+        expected = explain_rows(champions.cross_sell, features.iloc[[i]], 1, product=product)[0]
+        assert reasons[i] == expected.reasons[0].sentence
+        checked += 1
+    assert checked >= 10
+    get_settings.cache_clear()

@@ -277,8 +277,7 @@ def worklist_page(console, values, identity: Identity, page_number: int, pager: 
     due = due_this_week(book, manager_id) if manager_id is not None else book.scores.iloc[:0]
     size = get_settings().console.page_size
     pages = pager(len(due), page_number, size)
-    shown = due.iloc[pages["first"] : pages["last"]].copy()
-    shown["offer_reason"] = _offer_reasons(book, shown)
+    shown = due.iloc[pages["first"] : pages["last"]]
     context = {
         "manager_id": manager_id,
         "managers": choices,
@@ -289,20 +288,6 @@ def worklist_page(console, values, identity: Identity, page_number: int, pager: 
         "customers": int((book.scores["manager_id"] == manager_id).sum()),
     }
     return Page("worklist.html", context, shown["customer_id"])
-
-
-def _offer_reasons(book: Book, rows: pd.DataFrame) -> list[str | None]:
-    """The first cross-sell reason behind each row's next best product (one call per product)."""
-    reasons: dict[int, str] = {}
-    positions = rows["customer_id"].map(lambda i: book.position(int(i)))
-    for product, group in rows.groupby("next_best_product"):
-        picked = positions.loc[group.index].tolist()
-        explained = explain_rows(
-            book.champions.cross_sell, book.features.iloc[picked], 1, product=product
-        )
-        for e in explained:
-            reasons[e.customer_id] = e.reasons[0].sentence if e.reasons else None
-    return [reasons.get(int(i)) for i in rows["customer_id"]]
 
 
 # --- portfolio -----------------------------------------------------------------------------------
