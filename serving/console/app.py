@@ -175,7 +175,8 @@ def page(name: str | None):
                 customer_ids=shown,
                 **({"manager_id": identity.manager_id} if identity and identity.manager_id else {}),
             )
-            response.headers.update(HEADERS)
+            for name_, value in HEADERS.items():  # a handler's own policy (an artifact's) stays
+                response.headers.setdefault(name_, value)
             return response
 
         return endpoint
