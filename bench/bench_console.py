@@ -7,6 +7,7 @@ against the baseline measured in the same run, ``GET /livez`` (what any request 
 server). The issue's budget is 300 ms per page on the demo bank.
 
     .venv/bin/python bench/bench_console.py --prepare 20000     # builds a temporary demo-size stack
+    .venv/bin/python bench/bench_console.py --stack DIR         # a stack prepared before
     .venv/bin/python bench/bench_console.py                     # uses the configured data/mlruns
 """
 
@@ -22,7 +23,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serving import KEY, percentiles, prepare_stack, start_server, timed  # noqa: E402
+from bench_serving import KEY, prepare_stack, start_server, timed, use_stack  # noqa: E402
+
+
+def p50_p99(fn, requests: int) -> tuple[float, float]:
+    """Milliseconds at the 50th and 99th percentiles of ``requests`` calls (after one warm-up)."""
+    import numpy as np
+
+    fn()
+    ms = np.asarray([timed(fn) for _ in range(requests)]) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
 def pages(customers: list[int], manager: int) -> dict[str, str]:
@@ -44,6 +54,7 @@ def pages(customers: list[int], manager: int) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prepare", type=int, metavar="CUSTOMERS", help="build a temporary stack")
+    parser.add_argument("--stack", type=Path, help="a stack --prepare built before")
     parser.add_argument("--requests", type=int, default=50, help="samples per page")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
@@ -54,6 +65,8 @@ def main() -> None:
     if args.prepare:
         root = Path(tempfile.mkdtemp(prefix="bench-console-"))
         prepare_stack(root, args.prepare)
+    elif args.stack:
+        use_stack(args.stack)
     from crmscore.settings import get_settings
 
     get_settings.cache_clear()
@@ -69,7 +82,7 @@ def main() -> None:
             while client.get("/console/portfolio").status_code == 503:
                 time.sleep(1)
             print(f"customer book ready {time.perf_counter() - started:.1f} s after start-up")
-            baseline = percentiles(timed(lambda: client.get("/livez"), args.requests))
+            baseline = p50_p99(lambda: client.get("/livez"), args.requests)
             results = {"GET /livez (baseline)": baseline}
             for name, path in pages(picked, manager).items():
 
@@ -78,7 +91,7 @@ def main() -> None:
                     if response.status_code != 200:
                         raise RuntimeError(f"{path} answered {response.status_code}")
 
-                results[name] = percentiles(timed(get, args.requests))
+                results[name] = p50_p99(get, args.requests)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(30)

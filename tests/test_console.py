@@ -134,9 +134,31 @@ def test_login_sets_a_strict_httponly_session_cookie_and_every_page_loads(browse
     page.goto(f"{server['url']}/console/portfolio")
     assert page.locator("svg.chart").count() == 6  # distributions, tier shares, 3 moves
     page.goto(f"{server['url']}/console/models")
-    assert page.get_by_text("not generated yet").count() == 6  # no document or report yet
+    assert page.get_by_text("not generated yet").count() == 3  # no monitoring report yet
+    document = page.get_by_role("link", name="model_document.html").first
+    opened = httpx.get(
+        f"{server['url']}{document.get_attribute('href')}", headers={"X-API-Key": "k-admin"}
+    )
+    assert opened.status_code == 200 and "html" in opened.headers["content-type"]
+    assert opened.headers["content-security-policy"] == "sandbox"  # runs no script here
+    report = _log_monitoring_report(server)
+    page.goto(f"{server['url']}/console/models")
+    assert page.get_by_role("link", name=report).count() == 3  # one report for every model
+    assert page.get_by_text("not generated yet").count() == 0
     page.goto(f"{server['url']}/console/portfolio?by=branch")
     assert "branch" in page.inner_text("table.list th")
+
+
+def _log_monitoring_report(server) -> str:
+    """A report in the monitoring experiment, as ``crmscore monitor`` logs it."""
+    import mlflow
+
+    mlflow.set_tracking_uri(server["env"]["CRMSCORE_TRAINING__TRACKING_URI"])
+    experiment = mlflow.set_experiment("crmscore-monitoring")
+    name = "monitoring_2026-01-01.html"
+    with mlflow.start_run(experiment_id=experiment.experiment_id, run_name="monitor-2026-01-01"):
+        mlflow.log_text("<h1>monitoring</h1>", name)
+    return name
 
 
 # --- campaigns -----------------------------------------------------------------------------------
@@ -338,3 +360,34 @@ def test_anonymous_and_unknown_keys_are_sent_to_the_login_page(browser, server):
     assert page.url.endswith("/console/portfolio")  # back where they wanted to go
     headers = httpx.get(f"{server['url']}/console/login").headers
     assert "script-src" not in headers["content-security-policy"]  # default-src 'none': no JS
+
+
+def test_the_books_offer_reasons_are_explain_rows_first_reasons(stack, monkeypatch):
+    """The worklist's precomputed reason equals the endpoint's first reason for that offer."""
+    from serving.champions import load_champions
+    from serving.console.book import offer_reasons
+    from serving.explain import explain_rows
+    from serving.feature_source import SnapshotFeatures
+    from serving.scoring import score_rows
+
+    for name, value in stack["env"].items():
+        if name.startswith(("CRMSCORE_", "BENTOML_")):
+            monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    champions = load_champions()
+    ids = stack["customers"]["customer_id"].head(60).tolist()
+    rows, _ = SnapshotFeatures(champions.feature_names()).fetch(ids)
+    scores = score_rows(champions, rows, get_settings().serving).to_frame()
+    wanted = scores["customer_id"].to_numpy() % 2 == 0
+    reasons = offer_reasons(champions, rows, scores, wanted)
+    checked = 0
+    for i, product in enumerate(scores["next_best_product"]):
+        if not wanted[i] or product is None:
+            assert reasons[i] is None
+            continue
+        model = champions.compiled["cross_sell"]
+        expected = explain_rows(model, rows.take([i]), product=product)[0]
+        assert reasons[i] == expected.reasons[0].sentence
+        checked += 1
+    assert checked >= 10
+    get_settings.cache_clear()

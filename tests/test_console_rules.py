@@ -140,7 +140,10 @@ def test_due_this_week_by_tier_cadence_sorted_by_value_at_risk():
          "value": value, "churn_probability": churn, "active": active},
     )  # fmt: skip
     features = pd.DataFrame({"int_days_since_manager_call": pd.array(since, dtype=float)})
-    book = Book(None, pd.Timestamp("2026-01-01"), features, scores, None, None, 0.0)
+    book = Book(
+        champions=None, snapshot=pd.Timestamp("2026-01-01"), rows=None, features=features,
+        scored=None, scores=scores, history=None, interactions=None, seconds=0.0,
+    )  # fmt: skip
     due = due_this_week(book, 5)
     assert due["customer_id"].tolist() == [1, 4, 7]  # value at risk 100, 50, 20
     assert due["value_at_risk"].tolist() == [100.0, 50.0, 20.0]

@@ -98,12 +98,12 @@ class Console:
         return book
 
     def model_cards(self):
-        from serving.console.model_cards import model_cards
+        from serving.console.model_cards import model_cards, with_latest_monitoring
 
         champions = self.champions()
         if self._cards is None or self._cards[0] is not champions:
             self._cards = (champions, model_cards(champions))
-        return self._cards[1]
+        return with_latest_monitoring(self._cards[1])
 
 
 def _percent(value, digits: int = 1) -> str:
@@ -175,7 +175,8 @@ def page(name: str | None):
                 customer_ids=shown,
                 **({"manager_id": identity.manager_id} if identity and identity.manager_id else {}),
             )
-            response.headers.update(HEADERS)
+            for name_, value in HEADERS.items():  # a handler's own policy (an artifact's) stays
+                response.headers.setdefault(name_, value)
             return response
 
         return endpoint
@@ -415,9 +416,10 @@ async def artifact(request: Request, console: Console, identity: Identity) -> Re
 
     name, path = request.path_params["model"], request.path_params["path"]
     card = {c.name: c for c in await _offload(console.model_cards)}.get(name)
-    if card is None or path not in card.artifacts:  # only what the run lists: no path tricks
+    run = card.source(path) if card else None
+    if run is None:  # only the card's own links: no path tricks
         raise UnknownCustomer(f"no artifact {path!r} for model {name!r}", field="path")
-    content = await _offload(download_artifact, card, path)
+    content = await _offload(download_artifact, run, path)
     media = ARTIFACT_TYPES.get(Path(path).suffix.lower(), "text/plain; charset=utf-8")
     # An artifact is shown as it is, but runs no script in our origin.
     return Response(content, media_type=media, headers={"Content-Security-Policy": "sandbox"})

@@ -11,6 +11,9 @@ milliseconds on a bank whose every score needs a model call.
 * **History**: the same point-in-time read and scoring at each of the ``console.history_snapshots``
   month starts up to the latest, with today's champions (a trend in the customer, not in the
   models).
+* **Offer reasons**: the first cross-sell reason behind the next best product of every customer
+  with a manager (TreeSHAP by product over them at once: the worklists list them without
+  waiting).
 * **Interactions**: the latest ``console.interactions_shown`` per customer from the raw
   ``interactions`` table (a declared-schema file), without app logins and page views.
 """
@@ -23,11 +26,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from crmscore.settings import Settings
 from serving.champions import Champions
+
+if TYPE_CHECKING:
+    from features.online import FeatureRows
+    from serving.scoring import Scores
 
 logger = logging.getLogger("crmscore.console")
 
@@ -45,6 +53,8 @@ HISTORY_COLUMNS: tuple[str, ...] = (
 )
 #: Attribute columns copied onto the scores (groupings of the portfolio, the worklist's owner).
 GROUPING = ("segment", "region", "branch_id", "manager_id")
+#: Customers explained per call when the book's offer reasons are computed (bounds memory).
+EXPLAIN_CHUNK = 2000
 #: Interaction kinds too frequent to list one by one.
 UNLISTED_KINDS = ("app_login", "product_page_view")
 
@@ -55,9 +65,12 @@ class Book:
 
     champions: Champions
     snapshot: pd.Timestamp
-    #: Every customer's features at ``snapshot`` (score inputs, rule and console attributes).
+    #: Every customer's features at ``snapshot`` (score inputs, rule and console attributes), as
+    #: serving's arrays (what targets and explanations read) and as a frame (what pages read).
+    rows: FeatureRows
     features: pd.DataFrame
-    #: :func:`score_frame` rows aligned with ``features``, plus the :data:`GROUPING` columns.
+    #: The scores of ``rows``, as serving's arrays and as flat rows plus :data:`GROUPING` columns.
+    scored: Scores
     scores: pd.DataFrame
     #: :data:`HISTORY_COLUMNS` + ``snapshot`` + the groupings, one row per customer and snapshot.
     history: pd.DataFrame
@@ -99,36 +112,64 @@ def build_book(champions: Champions, settings: Settings) -> Book:
     source = SnapshotFeatures([*champions.feature_names(), *ATTRIBUTES])
     latest = pd.Timestamp(latest_snapshot())
     frames = []
-    features = scores = None
+    first = None
     for back in range(settings.console.history_snapshots):
         source.snapshot = latest - pd.DateOffset(months=back)
-        found, scored, _ = score_customers(
+        rows, scored, _ = score_customers(
             champions, source, ids, settings.serving, settings.serving.snapshot_chunk
         )
-        if found.empty:
+        if not len(rows):
             break  # before the first snapshot
+        found = rows.to_frame()
         # a grouping the bank's data lacks (an optional column) is shown as unknown
-        scored = scored.assign(
-            active=is_active(found).to_numpy(),
+        table = scored.to_frame().assign(
+            active=is_active(rows),
             **{c: found[c].to_numpy() if c in found else None for c in GROUPING},
         )
-        if back == 0:
-            features, scores = found, scored
+        if first is None:
+            first = (rows, found, scored, table)
         frames.append(
-            scored[[*HISTORY_COLUMNS, *GROUPING]].assign(snapshot=source.snapshot.tz_localize(None))
+            table[[*HISTORY_COLUMNS, *GROUPING]].assign(snapshot=source.snapshot.tz_localize(None))
         )
-    if features is None:
+    if first is None:
         raise LookupError(f"no customer has features at the latest snapshot {latest:%Y-%m-%d}")
+    rows, features, scored, scores = first
+    # for the worklists' customers only: TreeSHAP over the whole book would double the build
+    managed = scores["manager_id"].notna().to_numpy()
+    scores = scores.assign(offer_reason=offer_reasons(champions, rows, scores, managed))
     history = pd.concat(frames, ignore_index=True)
     return Book(
         champions=champions,
         snapshot=latest.tz_localize(None),
+        rows=rows,
         features=features,
+        scored=scored,
         scores=scores,
         history=history,
         interactions=recent_interactions(settings.raw_dir, settings.console.interactions_shown),
         seconds=time.perf_counter() - started,
     )
+
+
+def offer_reasons(
+    champions: Champions, rows: FeatureRows, scores: pd.DataFrame, wanted
+) -> list[str | None]:
+    """The first reason sentence behind each ``wanted`` row's next best product (None elsewhere
+    and without an offer): :func:`serving.explain.explain_rows` per product, :data:`EXPLAIN_CHUNK`
+    rows at a time (an explanation holds every contribution)."""
+    from serving.explain import explain_rows
+
+    model = champions.compiled["cross_sell"]
+    reasons: list[str | None] = [None] * len(scores)
+    for product, group in scores[wanted].groupby("next_best_product").groups.items():
+        positions = scores.index.get_indexer(group)
+        for start in range(0, len(positions), EXPLAIN_CHUNK):
+            chunk = positions[start : start + EXPLAIN_CHUNK]
+            explained = explain_rows(model, rows.take(chunk), product=str(product))
+            for position, explanation in zip(chunk, explained, strict=True):
+                top = explanation.reasons
+                reasons[position] = top[0].sentence if top else None
+    return reasons
 
 
 def recent_interactions(raw_dir: Path, limit: int) -> pd.DataFrame | None:

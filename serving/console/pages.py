@@ -55,7 +55,7 @@ def _ranked(console, form: TargetForm) -> tuple[Book, pd.DataFrame, dict, int]:
     settings = get_settings().serving
     query = form.query(settings)
     book = console.book()
-    ranked, excluded = select_targets(query, book.features, book.scores, settings)
+    ranked, excluded = select_targets(query, book.rows, book.scored, settings)
     eligible = len(book.scores) - sum(excluded.values())
     return book, ranked, excluded, eligible
 
@@ -84,7 +84,7 @@ def campaign_builder(console, values, page_number: int, pager: Pager) -> Page:
     size = settings.console.page_size
     pages = pager(len(ranked), page_number, size)
     shown = ranked.iloc[pages["first"] : pages["last"]]
-    shown = with_reasons(shown, book.features, book.champions.cross_sell, form.reasons)
+    shown = with_reasons(shown, book.rows, book.champions.compiled["cross_sell"], form.reasons)
     context.update(
         form=form,
         rows=shown.to_dict(orient="records"),
@@ -112,7 +112,7 @@ def save_campaign(console, values, identity: Identity) -> tuple[store.Campaign, 
             f"got {start}",
             field="campaign_date",
         )
-    ranked = with_reasons(ranked, book.features, book.champions.cross_sell, form.reasons)
+    ranked = with_reasons(ranked, book.rows, book.champions.compiled["cross_sell"], form.reasons)
     query = form.model_dump(include=set(TargetForm.model_fields))
     campaign = store.Campaign(
         id=store.new_campaign_id(form.product),
@@ -183,18 +183,15 @@ def customer_page(console, customer_id: int, identity: Identity) -> Page:
     manager = None if pd.isna(manager) else int(manager)
     if not identity.may_see_manager(manager):
         raise Forbidden(f"customer {customer_id} is not one of manager {identity.manager_id}'s")
-    features = book.features.iloc[[row]]
-    settings = get_settings().serving
+    one = book.rows.take([row])
     offers = current_contract().cross_sell_products
     offer = score["next_best_product"] or next(
         (p for p in offers if score[f"propensity_{p}"] == score[f"propensity_{p}"]), offers[0]
     )
     explanations = []
     for name in MODEL_NAMES:
-        model = book.champions[name]
-        explained = explain_rows(
-            model, features, settings.top_k, offer if name == "cross_sell" else None
-        )[0]
+        model = book.champions.compiled[name]
+        explained = explain_rows(model, one, product=offer if name == "cross_sell" else None)[0]
         steps = [
             (f"{r.feature} = {format_value(r.value)}", r.contribution) for r in explained.reasons
         ]
@@ -277,8 +274,7 @@ def worklist_page(console, values, identity: Identity, page_number: int, pager: 
     due = due_this_week(book, manager_id) if manager_id is not None else book.scores.iloc[:0]
     size = get_settings().console.page_size
     pages = pager(len(due), page_number, size)
-    shown = due.iloc[pages["first"] : pages["last"]].copy()
-    shown["offer_reason"] = _offer_reasons(book, shown)
+    shown = due.iloc[pages["first"] : pages["last"]]
     context = {
         "manager_id": manager_id,
         "managers": choices,
@@ -289,20 +285,6 @@ def worklist_page(console, values, identity: Identity, page_number: int, pager: 
         "customers": int((book.scores["manager_id"] == manager_id).sum()),
     }
     return Page("worklist.html", context, shown["customer_id"])
-
-
-def _offer_reasons(book: Book, rows: pd.DataFrame) -> list[str | None]:
-    """The first cross-sell reason behind each row's next best product (one call per product)."""
-    reasons: dict[int, str] = {}
-    positions = rows["customer_id"].map(lambda i: book.position(int(i)))
-    for product, group in rows.groupby("next_best_product"):
-        picked = positions.loc[group.index].tolist()
-        explained = explain_rows(
-            book.champions.cross_sell, book.features.iloc[picked], 1, product=product
-        )
-        for e in explained:
-            reasons[e.customer_id] = e.reasons[0].sentence if e.reasons else None
-    return [reasons.get(int(i)) for i in rows["customer_id"]]
 
 
 # --- portfolio -----------------------------------------------------------------------------------
