@@ -1,4 +1,4 @@
-"""Start real servers on loopback for scale-path tests: PostgreSQL and an MLflow tracking server.
+"""Real servers on loopback for scale-path tests (PostgreSQL, S3, MLflow, Redis) and Java for Spark.
 
 Each helper installs the Debian package when the binary is missing (root only) and skips the
 calling test with the reason when it cannot.
@@ -39,6 +39,26 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = 
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
+def _apt_install(package: str) -> None:
+    """``apt-get install package`` when we are root on Debian; silently nothing otherwise."""
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", package],
+            check=False,
+            capture_output=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+
+
+def ensure_java() -> None:
+    """A Java runtime for Spark (Debian's OpenJDK 17 when none is installed), or skip."""
+    if shutil.which("java") is None:
+        _apt_install("openjdk-17-jre-headless")
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime, and openjdk-17-jre-headless could not be installed")
+
+
 def _postgres_bin() -> Path | None:
     found = shutil.which("initdb")
     if found:
@@ -49,10 +69,8 @@ def _postgres_bin() -> Path | None:
 
 def ensure_postgres() -> Path:
     """Directory of PostgreSQL's server binaries, installing Debian's package if needed."""
-    if _postgres_bin() is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=False,
-                       capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if _postgres_bin() is None:
+        _apt_install("postgresql")
     bin_dir = _postgres_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL server binaries are not installed and could not be installed")
@@ -69,18 +87,47 @@ def postgres_server() -> Iterator[str]:
     if as_user:
         shutil.chown(root, "postgres")
     data, port = root / "data", free_port()
-    subprocess.run([*as_user, bin_dir / "initdb", "-D", data, "--auth=trust", "-U", "postgres"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, bin_dir / "initdb", "-D", data, "--auth=trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
     server = subprocess.Popen(
-        [*as_user, bin_dir / "postgres", "-D", data, "-p", str(port), "-k", root,
-         "-c", "listen_addresses=127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            *as_user,
+            bin_dir / "postgres",
+            "-D",
+            data,
+            "-p",
+            str(port),
+            "-k",
+            root,
+            "-c",
+            "listen_addresses=127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port, 30, server)
         for _ in range(50):  # accepting TCP is not yet accepting queries
-            if subprocess.run([*as_user, bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(port),
-                               "-U", "postgres", "mlflow"], capture_output=True).returncode == 0:
+            if (
+                subprocess.run(
+                    [
+                        *as_user,
+                        bin_dir / "createdb",
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "-U",
+                        "postgres",
+                        "mlflow",
+                    ],
+                    capture_output=True,
+                ).returncode
+                == 0
+            ):
                 break
             time.sleep(0.2)
         # psycopg2 explicitly: SQLAlchemy 2.1 otherwise expects psycopg 3
@@ -96,9 +143,20 @@ def mlflow_server(backend_store_uri: str, artifacts: Path) -> Iterator[str]:
     """``mlflow server`` over ``backend_store_uri``, serving artifacts; yields its http URI."""
     port = free_port()
     mlflow = Path(sys.executable).parent / "mlflow"
-    command = [mlflow, "server", "--backend-store-uri", backend_store_uri,
-               "--artifacts-destination", str(artifacts), "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1"]
+    command = [
+        mlflow,
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--artifacts-destination",
+        str(artifacts),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     with tempfile.TemporaryFile() as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
