@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from crmscore.settings import get_settings
+from features.catalog import feature_names, services
 from features.spark_sql import SparkTranslationError, to_spark
 from tests.servers import ensure_java
 from tests.stacks import built_stack, stack_env
@@ -135,3 +137,46 @@ def test_spark_builds_every_feature_table_exactly_as_duckdb(spark_bank):
         features = [c for c in expected.columns if c not in keys]
         constant = [c for c in features if expected[c].nunique(dropna=False) < 2]
         assert len(constant) <= len(features) // 5, (path.stem, constant)
+
+
+@pytest.mark.slow
+def test_spark_offline_store_gives_duckdb_training_sets_and_batch_vectors(spark_bank):
+    from features.build import apply
+    from features.store import get_store, tables_dir
+    from features.training_set import get_training_set
+    from serving.feature_source import SnapshotFeatures
+
+    profile = pd.read_parquet(tables_dir() / "profile.parquet")
+    snapshots = sorted(profile["event_timestamp"].unique())
+    rows = profile[profile["event_timestamp"].isin(snapshots[-4:])].sample(200, random_state=3)
+    entity_df = pd.DataFrame(
+        {
+            "customer_id": [*rows["customer_id"], 99_999_999],  # the last one is unknown
+            # mid-month times: the point-in-time join takes the snapshot before
+            "event_timestamp": [*(rows["event_timestamp"] + pd.Timedelta(days=9)), snapshots[-1]],
+            "label": np.arange(len(rows) + 1) % 2,
+        }
+    )
+    ids = rows["customer_id"].drop_duplicates().head(50).tolist()
+    names = feature_names("cross_sell")
+    expected = {s: get_training_set(entity_df, s) for s in services()}
+    expected_rows, expected_unknown = SnapshotFeatures(names).fetch([*ids, 99_999_999])
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CRMSCORE_FEATURES__OFFLINE_STORE", "spark")
+    get_settings.cache_clear()
+    try:
+        apply()  # the views' sources become Spark sources
+        assert get_store().config.offline_store.type == "spark"
+        for service in services():
+            actual = get_training_set(entity_df, service)
+            pd.testing.assert_frame_equal(actual, expected[service], check_exact=False, rtol=1e-12)
+            assert actual[feature_names(service)].iloc[-1].isna().all()  # unknown customer
+        rows, unknown = SnapshotFeatures(names).fetch([*ids, 99_999_999])
+        assert unknown == expected_unknown == [99_999_999]
+        pd.testing.assert_frame_equal(
+            rows.to_frame(), expected_rows.to_frame(), check_exact=False, rtol=1e-12
+        )
+    finally:
+        patch.undo()
+        get_settings.cache_clear()
