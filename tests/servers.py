@@ -138,9 +138,46 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+#: Credentials for the loopback S3 server (moto accepts any); MLflow's server reads them from env.
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
 @contextmanager
-def mlflow_server(backend_store_uri: str, artifacts: Path) -> Iterator[str]:
-    """``mlflow server`` over ``backend_store_uri``, serving artifacts; yields its http URI."""
+def s3_server(bucket: str) -> Iterator[dict[str, str]]:
+    """moto's S3 server on a free loopback port, with ``bucket`` created. Yields the environment
+    an S3 client needs: credentials and ``MLFLOW_S3_ENDPOINT_URL``."""
+    import boto3
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    command = [Path(sys.executable).parent / "moto_server", "-H", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, 60, server)
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+            aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        client.create_bucket(Bucket=bucket)
+        yield {**S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": endpoint}
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@contextmanager
+def mlflow_server(
+    backend_store_uri: str, artifacts: str | Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``mlflow server`` over ``backend_store_uri``, proxying artifacts to ``artifacts`` (a folder
+    or an ``s3://`` URI, with ``env`` giving its credentials); yields its http URI."""
     port = free_port()
     mlflow = Path(sys.executable).parent / "mlflow"
     command = [
@@ -158,7 +195,9 @@ def mlflow_server(backend_store_uri: str, artifacts: Path) -> Iterator[str]:
         "1",
     ]
     with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
         try:
             try:
                 wait_for_port(port, 90, server)
@@ -169,3 +208,34 @@ def mlflow_server(backend_store_uri: str, artifacts: Path) -> Iterator[str]:
         finally:
             server.terminate()
             server.wait(30)
+
+
+@contextmanager
+def redis_server(directory: Path) -> Iterator[str]:
+    """A throwaway redis-server on a free loopback port (Debian's package installed if missing);
+    yields its ``host:port`` connection string."""
+    import redis
+
+    if shutil.which("redis-server") is None:
+        _apt_install("redis-server")
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed and could not be installed with apt-get")
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", str(directory)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port)
+        for _ in range(100):
+            try:
+                if client.ping():
+                    break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("redis-server did not answer on loopback")
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
