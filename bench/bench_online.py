@@ -13,7 +13,8 @@ On one built feature repository (``--data-dir``, or a bank generated and built h
     .venv/bin/python bench/bench_online.py --customers 100000
     nice -n 19 .venv/bin/python bench/bench_online.py --data-dir DIR --skip-feast
 
-``--skip-feast`` leaves out the baselines where they take too long (25-60 minutes at 1M).
+``--skip-feast`` leaves out the baselines where they take too long (25-60 minutes at 1M);
+``--tile K`` measures a book K times as big: the latest snapshot repeated with shifted ids.
 Results go to ``bench/results/online-N.json``.
 """
 
@@ -50,6 +51,35 @@ def prepare(data_dir: Path | None, customers: int) -> Path:
         ):
             subprocess.run([crmscore, *command], env=env, check=True)
     return data_dir
+
+
+def tile(source: Path, copies: int) -> Path:
+    """A data folder whose feature tables hold the latest snapshot of ``source``'s tables
+    ``copies`` times, with customer ids shifted per copy: a bigger book of the same shape (the
+    load costs rows x features; older snapshots are never loaded), applied to its own registry."""
+    import duckdb
+
+    from crmscore.settings import get_settings
+    from features.build import apply
+    from features.views import GROUPS
+
+    target = RESULTS / f"online-tiled-{source.name}-x{copies}"
+    tables = target / "features" / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect() as con:
+        for group in GROUPS:
+            table = source / "features" / "tables" / f"{group.name}.parquet"
+            con.execute(
+                f"COPY (SELECT * REPLACE (customer_id + copy * (SELECT max(customer_id) + 1 FROM "
+                f"read_parquet('{table}')) AS customer_id) FROM read_parquet('{table}'), "
+                f"range({copies}) AS copies(copy) WHERE event_timestamp = (SELECT "
+                f"max(event_timestamp) FROM read_parquet('{table}')) ORDER BY customer_id) "
+                f"TO '{tables / table.name}' (FORMAT parquet)"
+            )
+    os.environ["CRMSCORE_DATA_DIR"] = str(target)
+    get_settings.cache_clear()
+    apply()
+    return target
 
 
 def redis_server(directory: Path) -> tuple[subprocess.Popen, str]:
@@ -133,54 +163,19 @@ def read_latency(ids: np.ndarray, batch: int, reads: int) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--data-dir", type=Path, help="a data folder with built feature tables")
-    parser.add_argument("--reads", type=int, default=200, help="online reads per measure")
-    parser.add_argument("--skip-feast", action="store_true", help="no baseline runs")
-    args = parser.parse_args()
-
-    import pyarrow.parquet as pq
-
-    data_dir = prepare(args.data_dir, args.customers)
-    os.environ["CRMSCORE_DATA_DIR"] = str(data_dir)
-    features_dir = data_dir / "features"
-    profile = pq.read_table(features_dir / "tables" / "profile.parquet", columns=["customer_id"])
-    ids = np.unique(profile["customer_id"].to_numpy())
-    customers = len(ids)
-    load = os.getloadavg()
-    results: dict[str, object] = {"customers": customers, "load_before": load}
-    print(f"{customers:,} customers; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
-
-    def report(name: str, seconds: float, **extra: object) -> None:
-        results[name] = {"seconds": seconds, "customers_per_s": customers / seconds, **extra}
-        print(f"{name:<28} {seconds:9.1f} s  {customers / seconds:9,.0f} customers/s  {extra}")
-
-    use({"CRMSCORE_FEATURES__ONLINE_STORE": "sqlite"})
-    if not args.skip_feast:
-        with tempfile.TemporaryDirectory(dir=features_dir) as scratch:
-            stock = Path(scratch) / "feast-online.db"
-            seconds = feast_materialise({"type": "sqlite", "path": str(stock)})
-            report("feast_sqlite_materialise", seconds, bytes=stock.stat().st_size)
-    (features_dir / "online.db").unlink(missing_ok=True)
-    seconds = materialise()
-    report("sqlite_materialise", seconds, bytes=(features_dir / "online.db").stat().st_size)
-    results["sqlite_read_1"] = read_latency(ids, 1, args.reads)
-    results["sqlite_read_100"] = read_latency(ids, 100, max(20, args.reads // 4))
+def measure_redis(ids: np.ndarray, args: argparse.Namespace, report, results: dict) -> None:
+    """Feast's and crmscore's materialisation into a fresh loopback Redis, then reads."""
+    import redis
 
     with tempfile.TemporaryDirectory() as redis_dir:
         process, connection = redis_server(Path(redis_dir))
         try:
-            import redis
-
             host, port = connection.split(":")
             client = redis.Redis(host=host, port=int(port))
             if not args.skip_feast:
                 seconds = feast_materialise({"type": "redis", "connection_string": connection})
-                report(
-                    "feast_redis_materialise", seconds, bytes=client.info("memory")["used_memory"]
-                )
+                memory = client.info("memory")["used_memory"]
+                report("feast_redis_materialise", seconds, bytes=memory)
                 client.flushall()
             use(
                 {
@@ -195,14 +190,62 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--data-dir", type=Path, help="a data folder with built feature tables")
+    parser.add_argument("--reads", type=int, default=200, help="online reads per measure")
+    parser.add_argument("--skip-feast", action="store_true", help="no baseline runs")
+    parser.add_argument("--stores", default="sqlite,redis", help="online stores to measure")
+    parser.add_argument(
+        "--tile", type=int, default=1, help="measure a book this many times the data folder's"
+    )
+    args = parser.parse_args()
+    stores = args.stores.split(",")
+
+    import pyarrow.parquet as pq
+
+    data_dir = prepare(args.data_dir, args.customers)
+    if args.tile > 1:
+        data_dir = tile(data_dir, args.tile)
+    os.environ["CRMSCORE_DATA_DIR"] = str(data_dir)
+    features_dir = data_dir / "features"
+    profile = pq.read_table(features_dir / "tables" / "profile.parquet", columns=["customer_id"])
+    ids = np.unique(profile["customer_id"].to_numpy())
+    customers = len(ids)
+    load = os.getloadavg()
+    results: dict[str, object] = {"customers": customers, "load_before": load}
+    print(f"{customers:,} customers; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+
+    def report(name: str, seconds: float, **extra: object) -> None:
+        results[name] = {"seconds": seconds, "customers_per_s": customers / seconds, **extra}
+        print(f"{name:<28} {seconds:9.1f} s  {customers / seconds:9,.0f} customers/s  {extra}")
+
+    use({"CRMSCORE_FEATURES__ONLINE_STORE": "sqlite"})
+    if "sqlite" in stores and not args.skip_feast:
+        with tempfile.TemporaryDirectory(dir=features_dir) as scratch:
+            stock = Path(scratch) / "feast-online.db"
+            seconds = feast_materialise({"type": "sqlite", "path": str(stock)})
+            report("feast_sqlite_materialise", seconds, bytes=stock.stat().st_size)
+    if "sqlite" in stores:
+        (features_dir / "online.db").unlink(missing_ok=True)
+        seconds = materialise()
+        report("sqlite_materialise", seconds, bytes=(features_dir / "online.db").stat().st_size)
+        results["sqlite_read_1"] = read_latency(ids, 1, args.reads)
+        results["sqlite_read_100"] = read_latency(ids, 100, max(20, args.reads // 4))
+
+    if "redis" in stores:
+        measure_redis(ids, args, report, results)
     use({"CRMSCORE_FEATURES__ONLINE_STORE": "sqlite"})
 
-    for store in ("sqlite", "redis"):
+    for store in stores:
         one, hundred = results[f"{store}_read_1"], results[f"{store}_read_100"]
         print(f"{store:<7} online read p50/p99: 1 customer {one['p50_ms']:.1f} / "
               f"{one['p99_ms']:.1f} ms, 100 customers {hundred['p50_ms']:.0f} / "
               f"{hundred['p99_ms']:.0f} ms")  # fmt: skip
-    for store in ("sqlite", "redis") if not args.skip_feast else ():
+    for store in stores if not args.skip_feast else ():
         ratio = (
             results[f"feast_{store}_materialise"]["seconds"]
             / results[f"{store}_materialise"]["seconds"]
