@@ -61,14 +61,12 @@ def tile(source: Path, copies: int) -> Path:
 
     from crmscore.settings import get_settings
     from features.build import apply
-    from features.views import GROUPS
 
     target = RESULTS / f"online-tiled-{source.name}-x{copies}"
     tables = target / "features" / "tables"
     tables.mkdir(parents=True, exist_ok=True)
     with duckdb.connect() as con:
-        for group in GROUPS:
-            table = source / "features" / "tables" / f"{group.name}.parquet"
+        for table in sorted((source / "features" / "tables").glob("*.parquet")):
             con.execute(
                 f"COPY (SELECT * REPLACE (customer_id + copy * (SELECT max(customer_id) + 1 FROM "
                 f"read_parquet('{table}')) AS customer_id) FROM read_parquet('{table}'), "
