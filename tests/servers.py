@@ -200,7 +200,8 @@ def mlflow_server(
         )
         try:
             try:
-                wait_for_port(port, 90, server)
+                # its first start creates the schema: minutes on a busy two-core machine
+                wait_for_port(port, 240, server)
             except (RuntimeError, TimeoutError) as error:
                 log.seek(0)
                 raise RuntimeError(f"{error}:\n{log.read().decode()[-3000:]}") from None
