@@ -13,6 +13,12 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
+# The tests also run the Spark scale path: the optional `spark` extra (pyspark) on top.
+SPARK_STAMP := $(VENV)/.spark-stamp
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
+
 # Demo-only API keys (one per role) so the README's curl examples work; a real deployment sets
 # CRMSCORE_SERVING__API_KEYS in its environment or secret store.
 DEMO_KEYS ?= {"demo-marketing": "marketing", "demo-risk": "risk", "demo-service": "service", "demo-manager": "manager", "demo-admin": "admin"}
@@ -32,7 +38,7 @@ demo: $(STAMP)
 		$(BIN)/crmscore serve
 
 ## Lint and run the whole test suite (what CI runs).
-test: $(STAMP)
+test: $(SPARK_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

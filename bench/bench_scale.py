@@ -308,7 +308,22 @@ def main() -> None:
         default=",".join(STAGES),
         help=f"Run only these stages (each needs the earlier ones) [default: {','.join(STAGES)}].",
     )
+    parser.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="Feature build and Feast offline store (features.engine and .offline_store); a "
+        "Spark run's results go to scale-N-spark.json.",
+    )
+    parser.add_argument(
+        "--spark-master", default="local[*]", help="features.spark_master with --engine spark."
+    )
     args = parser.parse_args()
+    if args.engine == "spark":  # the stages inherit these, and the results record them
+        os.environ["CRMSCORE_FEATURES__ENGINE"] = "spark"
+        os.environ["CRMSCORE_FEATURES__OFFLINE_STORE"] = "spark"
+        os.environ["CRMSCORE_FEATURES__SPARK_MASTER"] = args.spark_master
+    suffix = "" if args.engine == "duckdb" else f"-{args.engine}"
 
     chosen = tuple(stage.strip() for stage in args.stages.split(","))
     unknown = set(chosen) - set(STAGES)
@@ -317,7 +332,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     results = []
     for customers in (int(size) for size in args.sizes.split(",")):
-        saved = RESULTS / f"scale-{customers}.json"
+        saved = RESULTS / f"scale-{customers}{suffix}.json"
         if args.reuse and saved.exists():
             result = json.loads(saved.read_text())
             print(f"\n{customers:,} customers: reusing {saved} ({result['finished']})")

@@ -134,8 +134,8 @@ class TrainingSettings(BaseModel):
 class FeatureSettings(BaseModel):
     """The feature store (``features/``): where feature tables live and which online store serves.
 
-    The DuckDB offline store and a file registry are always used; the online store is SQLite by
-    default and Redis for scale (``CRMSCORE_FEATURES__ONLINE_STORE=redis``).
+    Embedded by default (DuckDB build and offline store, SQLite online store, file registry);
+    Spark (``engine``, ``offline_store``) and Redis (``online_store``) are the scale paths.
     """
 
     #: Feast project name (namespaces the registry and online tables).
@@ -149,6 +149,17 @@ class FeatureSettings(BaseModel):
     ttl_days: int = 35
     #: Rows per online-store write while materialising: bounds memory at 100k+ customers.
     online_write_batch_size: int = Field(default=10_000, ge=1)
+    #: What computes the feature tables: DuckDB in this process, or Spark for a bank beyond one
+    #: machine (the same SQL, translated; needs ``pip install 'crmscore[spark]'`` and Java 17+).
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    #: Feast's offline store for training sets and batch scoring: DuckDB over the Parquet feature
+    #: tables, or Spark reading the same tables (for tables too big for one process).
+    offline_store: Literal["duckdb", "spark"] = "duckdb"
+    #: Spark master of the Spark engine and offline store: ``local[*]`` runs Spark inside this
+    #: process on every core; ``spark://host:7077``, ``yarn`` or ``k8s://...`` use a cluster.
+    spark_master: str = "local[*]"
+    #: Further Spark settings, e.g. ``{"spark.driver.memory": "8g"}`` (JSON in the environment).
+    spark_conf: dict[str, str] = {}
     #: DuckDB threads for the feature build; empty means one per core.
     duckdb_threads: int | None = None
     #: DuckDB's memory cap for the feature build and training labels (e.g. ``8GB``); it spills

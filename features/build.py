@@ -180,6 +180,7 @@ def build_feature_tables(
     (the location the Feast sources read). Tables of views the data no longer supports are
     removed, so the folder holds exactly what Feast will declare.
     """
+    from features.engine import open_engine
     from features.store import tables_dir
 
     dataset = RawDataset.open(raw_dir)
@@ -189,7 +190,7 @@ def build_feature_tables(
     staging = statements(dataset.contract, set(dataset.columns))
     steps = [*staging, *((g.name, g) for g in built)]
     written: dict[str, Path] = {}
-    with connect(dataset) as con, _Progress(progress, len(steps)) as bar:
+    with open_engine(dataset) as con, _Progress(progress, len(steps)) as bar:
         for name, step in steps:
             bar.describe(f"features: {name}")
             if isinstance(step, FeatureGroup):

@@ -77,7 +77,7 @@ def materialize(
     from features.materialize import materialize as run
 
     try:
-        snapshot = run(end)
+        snapshot = run(end, progress=True)
     except (RawDataError, ValueError) as error:
         _fail(str(error))
     except Exception as error:  # e.g. Redis unreachable: say where, not a traceback

@@ -95,11 +95,12 @@ def entity() -> Entity:
 def feature_views(built: dict[str, list[Feature]] | None = None) -> list[FeatureView]:
     """One feature view per built table (``tables/<group>.parquet`` under the current settings),
     declaring exactly the features the table holds (default: what the last build wrote)."""
-    from feast import FeatureView, Field, FileSource
+    from feast import FeatureView, Field
     from feast.types import Float64, Int64, String
 
     from crmscore.settings import get_settings
     from features.catalog import built_features, group
+    from features.offline_store import snapshot_source
     from features.store import tables_dir
 
     dtypes = {"int": Int64, "float": Float64, "string": String}
@@ -108,11 +109,11 @@ def feature_views(built: dict[str, list[Feature]] | None = None) -> list[Feature
     views = []
     for name, features in (built or built_features()).items():
         spec: FeatureGroup = group(name)
-        source = FileSource(
+        source = snapshot_source(
             name=f"{name}_snapshots",
-            path=str(tables_dir() / f"{name}.parquet"),
+            path=tables_dir() / f"{name}.parquet",
             timestamp_field=TIMESTAMP,
-            description=f"Monthly snapshots of the {name} features (built by DuckDB).",
+            description=f"Monthly snapshots of the {name} features.",
         )
         views.append(
             FeatureView(

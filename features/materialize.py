@@ -30,17 +30,24 @@ def latest_snapshot(end: datetime | None = None) -> datetime:
     return _utc(latest)
 
 
-def materialize(end: datetime | None = None) -> datetime:
+def materialize(end: datetime | None = None, progress: bool = False) -> datetime:
     """Write each customer's features at the latest snapshot (at or before ``end``) online.
 
     Returns the snapshot materialised. Rows older than the feature views' TTL are not loaded, the
-    same rule the offline point-in-time join applies.
+    same rule the offline point-in-time join applies. The rows go in whole columns at a time
+    (:mod:`features.online_writer`), in the layout Feast's online store reads.
     """
+    from rich.progress import Progress
+
+    from features.online_writer import write_snapshot
     from features.store import get_store
 
     snapshot = latest_snapshot(end)
     ttl = timedelta(days=get_settings().features.ttl_days)
-    get_store().materialize(start_date=snapshot - ttl, end_date=snapshot)
+    store = get_store()
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("materialising (customers x views)")
+        write_snapshot(store, snapshot, ttl, lambda n: bar.advance(task, n))
     return snapshot
 
 

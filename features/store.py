@@ -32,6 +32,8 @@ def tables_dir() -> Path:
 
 def repo_config_dict() -> dict[str, Any]:
     """The Feast repository configuration for the current settings (``feature_store.yaml`` data)."""
+    from features.offline_store import offline_store_config
+
     settings = get_settings()
     section, root = settings.features, settings.features_dir
     if section.online_store == "redis":
@@ -50,7 +52,7 @@ def repo_config_dict() -> dict[str, Any]:
             "path": str(root / "registry.db"),
             "cache_ttl_seconds": 0,
         },
-        "offline_store": {"type": "duckdb"},
+        "offline_store": offline_store_config(),
         "online_store": online,
         "entity_key_serialization_version": 3,
         # Only each customer's latest row is loaded, in bounded batches.

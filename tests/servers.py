@@ -1,4 +1,4 @@
-"""Start real servers on loopback for scale-path tests: PostgreSQL and an MLflow tracking server.
+"""Real servers on loopback for scale-path tests (PostgreSQL, S3, MLflow, Redis) and Java for Spark.
 
 Each helper installs the Debian package when the binary is missing (root only) and skips the
 calling test with the reason when it cannot.
@@ -39,6 +39,26 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = 
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
+def _apt_install(package: str) -> None:
+    """``apt-get install package`` when we are root on Debian; silently nothing otherwise."""
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", package],
+            check=False,
+            capture_output=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+
+
+def ensure_java() -> None:
+    """A Java runtime for Spark (Debian's OpenJDK 17 when none is installed), or skip."""
+    if shutil.which("java") is None:
+        _apt_install("openjdk-17-jre-headless")
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime, and openjdk-17-jre-headless could not be installed")
+
+
 def _postgres_bin() -> Path | None:
     found = shutil.which("initdb")
     if found:
@@ -49,10 +69,8 @@ def _postgres_bin() -> Path | None:
 
 def ensure_postgres() -> Path:
     """Directory of PostgreSQL's server binaries, installing Debian's package if needed."""
-    if _postgres_bin() is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=False,
-                       capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if _postgres_bin() is None:
+        _apt_install("postgresql")
     bin_dir = _postgres_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL server binaries are not installed and could not be installed")
@@ -69,18 +87,47 @@ def postgres_server() -> Iterator[str]:
     if as_user:
         shutil.chown(root, "postgres")
     data, port = root / "data", free_port()
-    subprocess.run([*as_user, bin_dir / "initdb", "-D", data, "--auth=trust", "-U", "postgres"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, bin_dir / "initdb", "-D", data, "--auth=trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
     server = subprocess.Popen(
-        [*as_user, bin_dir / "postgres", "-D", data, "-p", str(port), "-k", root,
-         "-c", "listen_addresses=127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            *as_user,
+            bin_dir / "postgres",
+            "-D",
+            data,
+            "-p",
+            str(port),
+            "-k",
+            root,
+            "-c",
+            "listen_addresses=127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port, 30, server)
         for _ in range(50):  # accepting TCP is not yet accepting queries
-            if subprocess.run([*as_user, bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(port),
-                               "-U", "postgres", "mlflow"], capture_output=True).returncode == 0:
+            if (
+                subprocess.run(
+                    [
+                        *as_user,
+                        bin_dir / "createdb",
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "-U",
+                        "postgres",
+                        "mlflow",
+                    ],
+                    capture_output=True,
+                ).returncode
+                == 0
+            ):
                 break
             time.sleep(0.2)
         # psycopg2 explicitly: SQLAlchemy 2.1 otherwise expects psycopg 3
@@ -91,19 +138,70 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+#: Credentials for the loopback S3 server (moto accepts any); MLflow's server reads them from env.
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
 @contextmanager
-def mlflow_server(backend_store_uri: str, artifacts: Path) -> Iterator[str]:
-    """``mlflow server`` over ``backend_store_uri``, serving artifacts; yields its http URI."""
+def s3_server(bucket: str) -> Iterator[dict[str, str]]:
+    """moto's S3 server on a free loopback port, with ``bucket`` created. Yields the environment
+    an S3 client needs: credentials and ``MLFLOW_S3_ENDPOINT_URL``."""
+    import boto3
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    command = [Path(sys.executable).parent / "moto_server", "-H", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, 60, server)
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+            aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        client.create_bucket(Bucket=bucket)
+        yield {**S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": endpoint}
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@contextmanager
+def mlflow_server(
+    backend_store_uri: str, artifacts: str | Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``mlflow server`` over ``backend_store_uri``, proxying artifacts to ``artifacts`` (a folder
+    or an ``s3://`` URI, with ``env`` giving its credentials); yields its http URI."""
     port = free_port()
     mlflow = Path(sys.executable).parent / "mlflow"
-    command = [mlflow, "server", "--backend-store-uri", backend_store_uri,
-               "--artifacts-destination", str(artifacts), "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1"]
+    command = [
+        mlflow,
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--artifacts-destination",
+        str(artifacts),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
         try:
             try:
-                wait_for_port(port, 90, server)
+                # its first start creates the schema: minutes on a busy two-core machine
+                wait_for_port(port, 240, server)
             except (RuntimeError, TimeoutError) as error:
                 log.seek(0)
                 raise RuntimeError(f"{error}:\n{log.read().decode()[-3000:]}") from None
@@ -111,3 +209,34 @@ def mlflow_server(backend_store_uri: str, artifacts: Path) -> Iterator[str]:
         finally:
             server.terminate()
             server.wait(30)
+
+
+@contextmanager
+def redis_server(directory: Path) -> Iterator[str]:
+    """A throwaway redis-server on a free loopback port (Debian's package installed if missing);
+    yields its ``host:port`` connection string."""
+    import redis
+
+    if shutil.which("redis-server") is None:
+        _apt_install("redis-server")
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed and could not be installed with apt-get")
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", str(directory)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port)
+        for _ in range(100):
+            try:
+                if client.ping():
+                    break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("redis-server did not answer on loopback")
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

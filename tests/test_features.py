@@ -431,64 +431,10 @@ def test_redis_online_store_serves_the_same_vectors(store_ready, redis_server):
 @pytest.fixture
 def redis_server(tmp_path):
     """A throwaway redis-server on a free loopback port (installed with apt-get if missing)."""
-    import socket
-    import subprocess
-    import time
+    from tests.servers import redis_server
 
-    import redis
-
-    binary = shutil.which("redis-server") or _install_redis()
-    if binary is None:
-        pytest.skip("redis-server is not installed and could not be installed with apt-get")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port)
-        for _ in range(100):
-            try:
-                if client.ping():
-                    break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("redis-server did not answer on loopback")
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _install_redis() -> str | None:
-    import os
-    import subprocess
-
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return None
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "redis-server"],
-    ):
-        if subprocess.run(command, capture_output=True, timeout=600).returncode != 0:
-            return None
-    return shutil.which("redis-server")
+    with redis_server(tmp_path) as connection:
+        yield connection
 
 
 # --- command line --------------------------------------------------------------------------------

@@ -1,58 +1,151 @@
-"""Scale paths selected by configuration: the same pipeline on a PostgreSQL-backed MLflow server.
+"""Scale paths selected by configuration, each against its real server on loopback: the online
+store in Redis, MLflow tracking and registry on PostgreSQL behind ``mlflow server`` with the
+artefacts on S3 (moto's S3 server), and two ``crmscore serve`` replicas sharing them.
 
-(The Redis online store path is proven in tests/test_features.py.)
+(The Spark build and offline store are in tests/test_spark_engine.py.)
 """
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
 import pandas as pd
 import pytest
 
-from crmscore.settings import get_settings
-from tests.servers import mlflow_server, postgres_server
+from tests.servers import mlflow_server, postgres_server, redis_server, s3_server
 from tests.stacks import built_stack, stack_env
+from tests.test_serving import start_server, stop_server
+
+pytestmark = pytest.mark.slow
+
+BUCKET = "crmscore-mlflow"
+ADMIN_KEY = "k-admin"
+CRMSCORE_SERVE = (str(Path(sys.executable).parent / "crmscore"), "serve")
 
 
 @pytest.fixture(scope="module")
-def featured_bank(tmp_path_factory):
-    """A small bank with its Feast feature tables built and applied."""
+def scale_stack(tmp_path_factory):
+    """A small bank on the scale stack: features materialised into Redis; the three models trained
+    through an MLflow server on PostgreSQL whose artefacts live in an S3 bucket."""
     root = tmp_path_factory.mktemp("scale-path")
-    with built_stack(
-        root, stack_env(root, CRMSCORE_TRAINING__SHAP_ROWS="200"), customers=700, seed=5
-    ):
-        yield root
+    with ExitStack() as servers:
+        database = servers.enter_context(postgres_server())
+        s3 = servers.enter_context(s3_server(BUCKET))
+        tracking = servers.enter_context(
+            mlflow_server(database, f"s3://{BUCKET}/artifacts", env=s3)
+        )
+        redis = servers.enter_context(redis_server(root))
+        env = stack_env(
+            root,
+            CRMSCORE_TRAINING__SHAP_ROWS="200",
+            CRMSCORE_TRAINING__TRACKING_URI=tracking,
+            CRMSCORE_FEATURES__ONLINE_STORE="redis",
+            CRMSCORE_FEATURES__REDIS_CONNECTION_STRING=redis,
+            CRMSCORE_SERVING__API_KEYS=json.dumps({ADMIN_KEY: "admin"}),
+        )
+        overrides = {"n_estimators": 40}
+        with built_stack(
+            root, env, customers=700, seed=5, materialise=True, lgbm_overrides=overrides
+        ):
+            yield {"root": root, "database": database, "s3": s3, "env": {**os.environ, **env}}
 
 
-@pytest.mark.slow
-def test_training_registers_and_loads_the_champion_through_a_postgres_backed_mlflow_server(
-    featured_bank, monkeypatch
-):
-    from training.pipeline import train_model
+def test_models_are_registered_in_postgres_with_their_artefacts_in_s3(scale_stack):
+    import boto3
+    import sqlalchemy
+
     from training.registry import load_champion
 
-    with postgres_server() as database, mlflow_server(database, featured_bank / "artifacts") as uri:
-        monkeypatch.setenv("CRMSCORE_TRAINING__TRACKING_URI", uri)
-        get_settings.cache_clear()
-        result = train_model("churn")
-        champion = load_champion("churn")
+    champion = load_champion("churn")  # downloaded from S3 through the MLflow server
+    frame = pd.DataFrame([{name: None for name in champion.features}])
+    probability = champion.predict_proba(frame)
+    assert probability.shape == (1,) and 0 <= probability[0] <= 1
 
-        assert champion.version == str(result.version)
-        frame = pd.DataFrame([{name: None for name in champion.features}])
-        probability = champion.predict_proba(frame)
-        assert probability.shape == (1,) and 0 <= probability[0] <= 1
+    # runs, metrics and the registry live in PostgreSQL behind the server ...
+    engine = sqlalchemy.create_engine(scale_stack["database"])
+    with engine.connect() as connection:
+        runs = connection.execute(sqlalchemy.text("SELECT count(*) FROM runs")).scalar()
+        aliases = connection.execute(
+            sqlalchemy.text("SELECT name, alias FROM registered_model_aliases")
+        ).all()
+    engine.dispose()
+    assert runs >= 3
+    assert {(f"crmscore-{m}", "champion") for m in ("churn", "cross_sell", "credit_risk")} <= set(
+        aliases
+    )
+    # ... and every model's files in the bucket, none on the local disk
+    s3 = scale_stack["s3"]
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3["MLFLOW_S3_ENDPOINT_URL"],
+        region_name=s3["AWS_DEFAULT_REGION"],
+        aws_access_key_id=s3["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=s3["AWS_SECRET_ACCESS_KEY"],
+    )
+    keys = [
+        item["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+        for item in page.get("Contents", [])
+    ]
+    assert all(key.startswith("artifacts/") for key in keys)
+    assert sum(key.endswith("/MLmodel") for key in keys) >= 3
+    assert not list(scale_stack["root"].glob("**/MLmodel"))
 
-        # the run, its metrics and the registry all live in PostgreSQL behind the server
-        import sqlalchemy
 
-        engine = sqlalchemy.create_engine(database)
-        with engine.connect() as connection:
-            runs = connection.execute(sqlalchemy.text("SELECT count(*) FROM runs")).scalar()
-            aliases = (
-                connection.execute(sqlalchemy.text("SELECT alias FROM registered_model_aliases"))
-                .scalars()
-                .all()
-            )
-        engine.dispose()
-        assert runs >= 1
-        assert "champion" in aliases
-    get_settings.cache_clear()
+def test_two_replicas_answer_alike_and_each_reloads_a_new_champion(scale_stack, tmp_path):
+    from training.pipeline import train_model
+    from training.registry import configure_mlflow
+
+    replicas = [
+        start_server(scale_stack["env"], tmp_path / f"replica-{i}.log", CRMSCORE_SERVE)
+        for i in range(2)
+    ]
+    try:
+        urls = [url for _, url in replicas]
+        for url in urls:
+            _wait_ready(url)
+        ids = {"customer_ids": list(range(1, 41))}
+        before = [_post(url, "score", ids) for url in urls]
+        assert before[0] == before[1]
+        assert len(before[0]["results"]) > 30
+
+        # a new churn champion in the shared registry (a smaller booster: other scores)
+        result = train_model("churn", lgbm_overrides={"n_estimators": 5})
+        configure_mlflow().set_registered_model_alias("crmscore-churn", "champion", result.version)
+        assert before[0]["models"]["churn"]["version"] != result.version
+        # nothing changes until a replica is told to reload
+        assert _post(urls[1], "score", ids) == before[1]
+
+        for url in urls:
+            reloaded = _post(url, "reload", {})
+            assert reloaded["reloaded"] is True
+            assert reloaded["models"]["churn"]["version"] == result.version
+        after = [_post(url, "score", ids) for url in urls]
+        assert after[0] == after[1]
+        assert after[0]["models"]["churn"]["version"] == result.version
+        assert after[0]["results"] != before[0]["results"]
+    finally:
+        for process, _ in replicas:
+            stop_server(process)
+
+
+def _post(url: str, endpoint: str, payload: dict) -> dict:
+    response = httpx.post(
+        f"{url}/{endpoint}", json=payload, headers={"X-API-Key": ADMIN_KEY}, timeout=120
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _wait_ready(url: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 90
+    while httpx.get(f"{url}/readyz").status_code != 200:
+        assert time.monotonic() < deadline, f"{url} never became ready"
+        time.sleep(0.5)

@@ -46,12 +46,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
-    """``bentoml serve`` on a free port; returns the process and its base URL once it answers."""
+BENTOML_SERVE = (sys.executable, "-m", "bentoml", "serve", "serving.service:CrmScore")
+
+
+def start_server(
+    env: dict[str, str], log: Path, command: tuple[str, ...] = BENTOML_SERVE
+) -> tuple[subprocess.Popen, str]:
+    """``command`` (``bentoml serve``) on a free port; returns the process and its base URL once
+    it answers."""
     port = free_port()
     handle = log.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", "serving.service:CrmScore", "--port", str(port)],
+        [*command, "--port", str(port)],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=handle,
