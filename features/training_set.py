@@ -29,7 +29,8 @@ def get_training_set(entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
     if missing:
         raise ValueError(f"entity_df lacks column(s) {sorted(missing)}")
     stamps = _as_utc(entity_df[TIMESTAMP])
-    monthly = (stamps == stamps.dt.to_period("M").dt.start_time.dt.tz_localize("UTC")).to_numpy()
+    # A month start: day 1 at midnight (UTC). Compared field by field: to_period drops the zone.
+    monthly = ((stamps.dt.day == 1) & (stamps == stamps.dt.normalize())).to_numpy()
     if monthly.all():
         return _snapshot_training_set(entity_df, service)
     from features.asof import features_as_of
