@@ -558,44 +558,15 @@ class _Chronology:
 
 
 _CHRONOLOGY = (
-    _Chronology(
-        "transactions",
-        "ts",
-        "account_id",
-        "accounts",
-        "open_date",
-        "not_before_open",
-        "must not be before the account's accounts.open_date",
-    ),
-    _Chronology(
-        "transactions",
-        "ts",
-        "account_id",
-        "accounts",
-        "close_date",
-        "not_after_close",
-        "must not be after the day of the account's accounts.close_date",
-        after=True,
-    ),
-    _Chronology(
-        "credit_status",
-        "month",
-        "account_id",
-        "accounts",
-        "open_date",
-        "not_before_open",
-        "must not be before the account's accounts.open_date",
-    ),
-    _Chronology(
-        "accounts",
-        "open_date",
-        "customer_id",
-        "customers",
-        "join_date",
-        "not_before_join",
-        "must not be before the customer's customers.join_date",
-    ),
-)
+    _Chronology("transactions", "ts", "account_id", "accounts", "open_date", "not_before_open",
+                "must not be before the account's accounts.open_date"),
+    _Chronology("transactions", "ts", "account_id", "accounts", "close_date", "not_after_close",
+                "must not be after the day of the account's accounts.close_date", after=True),
+    _Chronology("credit_status", "month", "account_id", "accounts", "open_date",
+                "not_before_open", "must not be before the account's accounts.open_date"),
+    _Chronology("accounts", "open_date", "customer_id", "customers", "join_date",
+                "not_before_join", "must not be before the customer's customers.join_date"),
+)  # fmt: skip
 
 
 def _check_credit_products_only(

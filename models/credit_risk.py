@@ -24,6 +24,13 @@ CREDIT_RISK = ModelDefinition(
         "*delinq*": 1,
         "*utili*ation": 1,
         "*overdraft*": 1,
+        # Credit practice: going below zero or beyond the limit and paying penalty interest
+        # never lower the risk; a higher lowest balance never raises it.
+        "*overlimit*": 1,
+        "*negative_postings*": 1,
+        "*negative_days*": 1,
+        "*penalty*": 1,
+        "*min_balance*": -1,
         "*debt_service_ratio*": 1,
         "*salary_months*": -1,
         "*salary_regularity*": -1,

@@ -32,6 +32,19 @@ def stack_env(root: Path, **settings: str) -> dict[str, str]:
 
 
 @contextmanager
+def settings_env(env: dict[str, str]) -> Iterator[None]:
+    """``env`` (``CRMSCORE_...`` and the like) set, and settings re-read, while the block runs."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        get_settings.cache_clear()
+        try:
+            yield
+        finally:
+            get_settings.cache_clear()
+
+
+@contextmanager
 def built_stack(
     root: Path,
     env: dict[str, str],
@@ -51,11 +64,7 @@ def built_stack(
     from features.build import apply, build_feature_tables
     from features.materialize import materialize
 
-    patch = pytest.MonkeyPatch()
-    for name, value in env.items():
-        patch.setenv(name, value)
-    get_settings.cache_clear()
-    try:
+    with settings_env(env):
         config = BankConfig(customers=customers, months=months, seed=seed, shock=shock)
         generate_bank(config, root / "data", progress=False)
         build_feature_tables(progress=False)
@@ -69,6 +78,3 @@ def built_stack(
             for model in MODELS:
                 train_model(model, lgbm_overrides=lgbm_overrides)
         yield root
-    finally:
-        patch.undo()
-        get_settings.cache_clear()

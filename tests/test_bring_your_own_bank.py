@@ -22,9 +22,9 @@ import pytest
 from typer.testing import CliRunner
 
 from crmscore.cli import app
-from crmscore.settings import PROJECT_ROOT, get_settings
+from crmscore.settings import PROJECT_ROOT
 from tests.corebank import write_export
-from tests.stacks import stack_env
+from tests.stacks import settings_env, stack_env
 from tests.test_serving import start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -60,10 +60,7 @@ def onboarded(tmp_path_factory):
         CRMSCORE_MONITORING__BOOTSTRAP_RESAMPLES="20",
         CRMSCORE_TRAINING__CV_REPEATS="1",
     )
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        get_settings.cache_clear()
+    with settings_env(env):
         logs = {
             "ingest": _run(
                 "ingest",
@@ -78,7 +75,6 @@ def onboarded(tmp_path_factory):
             "train": _run("train", "all", "--no-progress"),
         }
         yield root, env, logs
-    get_settings.cache_clear()
 
 
 def test_ingest_says_what_the_export_lacks_and_keeps_the_overdrafts(onboarded):
@@ -153,13 +149,9 @@ def test_batch_scores_as_of_a_day_equal_the_endpoints(onboarded, server, tmp_pat
     root, env, _ = onboarded
     customers, day = _decided(onboarded)
     pd.DataFrame({"customer_id": customers}).to_csv(tmp_path / "ids.csv", index=False)
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        get_settings.cache_clear()
+    with settings_env(env):
         _run("score", "--as-of", day, "--customers", str(tmp_path / "ids.csv"),
              "--out", str(tmp_path / "scores.parquet"), "--no-progress")  # fmt: skip
-    get_settings.cache_clear()
     batch = pd.read_parquet(tmp_path / "scores.parquet").set_index("customer_id")
     endpoint = _post(server, "score", {"customer_ids": customers, "as_of": day}).json()["results"]
     for result in endpoint:

@@ -344,7 +344,8 @@ def test_training_set_is_point_in_time_and_keeps_rows(store_ready):
     entity_df = pd.DataFrame(
         {
             "customer_id": [customers[0], customers[1], customers[0], customers[2], 987654321],
-            # naive timestamps are UTC; mid-month rows get the month-start snapshot before them
+            # naive timestamps are UTC; rows at month starts are the snapshots, rows on other days
+            # see the history strictly before their own day (features.asof)
             "event_timestamp": [
                 s.tz_convert(None),
                 s.tz_convert(None) + timedelta(days=12),
@@ -363,12 +364,15 @@ def test_training_set_is_point_in_time_and_keeps_rows(store_ready):
         *feature_names("churn"),
     ]
     pd.testing.assert_frame_equal(result[entity_df.columns], entity_df)
+    from features.asof import features_as_of
+
     tx = tables["transactions"].set_index(["customer_id", "event_timestamp"])
-    expected_snapshots = [s, s, pd.Timestamp(snapshots[4])]
-    for i, snapshot in enumerate(expected_snapshots):
-        assert result.loc[i, "txn_amount_3m"] == pytest.approx(
-            tx.loc[(entity_df.loc[i, "customer_id"], snapshot), "txn_amount_3m"]
-        )
+    assert result.loc[0, "txn_amount_3m"] == pytest.approx(
+        tx.loc[(customers[0], s), "txn_amount_3m"]
+    )
+    as_of = features_as_of(entity_df.loc[[1, 2]], ["txn_amount_3m"])["txn_amount_3m"]
+    assert result.loc[[1, 2], "txn_amount_3m"].tolist() == pytest.approx(as_of.tolist())
+    assert result.loc[1, "txn_amount_3m"] != tx.loc[(customers[1], s), "txn_amount_3m"]
     numeric = [n for n in feature_names("churn") if n not in categorical_features("churn")]
     assert result[numeric].isna().all(axis=1).loc[[3, 4]].all()  # before any snapshot; unknown
     assert (result[numeric].dtypes == "float64").all()

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmscore.settings import get_settings
 from models import get_definition
-from tests.stacks import stack_env
+from tests.stacks import settings_env, stack_env
 
 
 def test_leaf_settings_shrink_with_small_books():
@@ -102,14 +101,10 @@ def case_book(small_bank, tmp_path_factory):
         CRMSCORE_TRAINING__SHAP_ROWS="100",
         CRMSCORE_MONITORING__BOOTSTRAP_RESAMPLES="20",
     )
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        get_settings.cache_clear()
+    with settings_env(env):
         build_feature_tables()
         apply()
         yield outcomes
-    get_settings.cache_clear()
 
 
 @pytest.mark.slow
