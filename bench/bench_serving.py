@@ -205,8 +205,10 @@ class Floors:
         keys = [EntityKey(join_keys=["customer_id"], entity_values=[Value(int64_val=i)])
                 for i in ids]  # fmt: skip
         for view, wanted, _, _ in self.reader.plan:
+            # A copy, as OnlineReader passes: Feast's Redis store appends its timestamp field to
+            # the list it is given, so the same list would grow by one field per call.
             self.provider.online_read(
-                config=self.config, table=view, entity_keys=keys, requested_features=wanted
+                config=self.config, table=view, entity_keys=keys, requested_features=list(wanted)
             )
 
     def score(self, customer: int) -> None:

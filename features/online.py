@@ -268,6 +268,7 @@ class OnlineReader:
         found = np.zeros(n, dtype=bool)
         provider, config = self.store.provider, self.store.config
         for view, wanted, numeric_plan, text_plan in self.plan:
+            # a copy: Feast's Redis store appends its timestamp field to the list it is given
             rows = provider.online_read(
                 config=config, table=view, entity_keys=keys, requested_features=list(wanted)
             )
