@@ -82,8 +82,10 @@ def test_nothing_from_the_day_itself_or_after_it_is_seen(built, small_bank, tmp_
         )
         raw = tmp_path / f"data-{len(extra)}-{extra[0][0][:10] if extra else 'none'}"
         shutil.copytree(small_bank / "features", raw / "features")
-        write_dataset({**tables, "transactions": pd.concat([tx, rows], ignore_index=True)},
-                      raw / "raw")  # fmt: skip
+        # the new rows take the table's dtypes: an all-missing column would otherwise decide them
+        rows = rows.astype(tx.dtypes[rows.columns].to_dict())
+        transactions = pd.concat([tx, rows], ignore_index=True) if len(rows) else tx
+        write_dataset({**tables, "transactions": transactions}, raw / "raw")
         monkeypatch.setenv("CRMSCORE_DATA_DIR", str(raw))
         get_settings.cache_clear()
         return float(features_as_of(entities)["txn_count_1m"].iloc[0])

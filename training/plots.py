@@ -60,7 +60,9 @@ def shap_summary_figure(booster, features: pd.DataFrame, title: str):
     if isinstance(values, list):  # older shap returns one array per class
         values = values[-1]
     plt.figure()  # summary_plot draws on the current figure: without this, on the last one made
-    shap.summary_plot(values, features, show=False, max_display=20)
+    # An explicit generator: the beeswarm's jitter is reproducible, and shap does not warn about
+    # the NumPy global RNG that another library may have seeded.
+    shap.summary_plot(values, features, show=False, max_display=20, rng=np.random.default_rng(0))
     fig = plt.gcf()
     fig.suptitle(title)
     fig.tight_layout()
