@@ -73,7 +73,8 @@ class TrainingSettings(BaseModel):
     #: Repeated cross-validation: folds per repeat, and repeats (customers grouped per fold).
     cv_folds: int = Field(default=5, ge=2)
     cv_repeats: int = Field(default=3, ge=1)
-    #: Bootstrap rounds of the AUC's 95% confidence interval (whole customers resampled).
+    #: Bootstrap rounds of every 95% confidence interval: the test AUC's (whole customers
+    #: resampled) and the model document's metric intervals.
     bootstrap_rounds: int = Field(default=200, ge=20)
     #: After early stopping, refit the booster on train + validation rows (not for calibrated
     #: models, nor when the test rows are the held-out customers).
@@ -269,8 +270,6 @@ class MonitoringSettings(BaseModel):
     max_auc_drop: float = Field(default=0.05, gt=0)
     #: MLflow experiment the monitoring runs are logged to.
     experiment: str = "crmscore-monitoring"
-    #: Bootstrap resamples for the model document's confidence intervals (95 %, percentile).
-    bootstrap_resamples: int = Field(default=200, ge=20)
 
 
 class ConsoleSettings(BaseModel):

@@ -19,12 +19,14 @@ from crmscore.settings import get_settings
 def stack_env(root: Path, **settings: str) -> dict[str, str]:
     """Settings environment for a stack under ``root``: its data folder and a SQLite MLflow
     store of its own, plus ``settings`` (``CRMSCORE_...`` names) and BentoML kept inside too.
-    Model documents bootstrap 20 resamples, not 200: every training run renders one, and no
-    test reads the intervals' third digit."""
+    Intervals bootstrap 20 resamples, not 200, and a small bank's cross-validation runs once,
+    not three times: every training run pays for both, and no test here reads an interval's
+    third digit or the spread between repeats (``test_small_books`` sets its own repeats)."""
     return {
         "CRMSCORE_DATA_DIR": str(root / "data"),
         "CRMSCORE_TRAINING__TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-        "CRMSCORE_MONITORING__BOOTSTRAP_RESAMPLES": "20",
+        "CRMSCORE_TRAINING__BOOTSTRAP_ROUNDS": "20",
+        "CRMSCORE_TRAINING__CV_REPEATS": "1",
         "BENTOML_HOME": str(root / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "true",
         **settings,

@@ -57,8 +57,6 @@ def onboarded(tmp_path_factory):
         '"Defaults within 6 months (the register).", "features": "credit_risk", '
         '"population": "credit", "horizon_months": 6}}',
         CRMSCORE_TRAINING__SHAP_ROWS="200",
-        CRMSCORE_MONITORING__BOOTSTRAP_RESAMPLES="20",
-        CRMSCORE_TRAINING__CV_REPEATS="1",
     )
     with settings_env(env):
         logs = {

@@ -99,7 +99,6 @@ def case_book(small_bank, tmp_path_factory):
         CRMSCORE_TRAINING__CUSTOM_MODELS=json.dumps(models),
         CRMSCORE_TRAINING__CV_REPEATS="2",
         CRMSCORE_TRAINING__SHAP_ROWS="100",
-        CRMSCORE_MONITORING__BOOTSTRAP_RESAMPLES="20",
     )
     with settings_env(env):
         build_feature_tables()

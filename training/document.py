@@ -260,7 +260,7 @@ def _bootstrap(y: np.ndarray, columns: list[np.ndarray], statistic, config):
         statistic,
         paired=True,
         vectorized=False,
-        n_resamples=config.monitoring.bootstrap_resamples,
+        n_resamples=config.training.bootstrap_rounds,
         method="percentile",
         confidence_level=0.95,
         random_state=np.random.default_rng(config.training.seed),
@@ -416,7 +416,7 @@ def _performance(record: RunRecord, performance: pd.DataFrame) -> str:
     body = h.paragraph(
         f"On the out-of-time test snapshot {record.facts['snapshots']['test']} "
         f"({len(scores):,} rows, {int(scores['label'].sum()):,} events). Intervals: 95 % "
-        f"percentile bootstrap, {get_settings().monitoring.bootstrap_resamples} paired "
+        f"percentile bootstrap, {get_settings().training.bootstrap_rounds} paired "
         "resamples of the test rows."
     )
     body += h.table(performance, {**numbers, **intervals})
