@@ -37,10 +37,14 @@ demo: $(STAMP)
 		CRMSCORE_SERVING__AUDIT_KEY=demo-audit \
 		$(BIN)/crmscore serve
 
+# Test modules run on this many workers (pytest-xdist, one module per worker at a time: a
+# module's stack fixture is built once). Two is CI's core count; training uses one thread.
+TEST_WORKERS ?= 2
+
 ## Lint and run the whole test suite (what CI runs).
 test: $(SPARK_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

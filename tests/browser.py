@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.servers import apt_install
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -31,11 +32,8 @@ FLAGS = [
 
 def ensure_chromium() -> Path:
     """The chromium binary, installing Debian's package if it is missing (root only)."""
-    if not CHROMIUM.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-        install = ["apt-get", "install", "-y", "-qq", "chromium"]
-        subprocess.run(install, check=False, capture_output=True, env=env)
+    if not CHROMIUM.exists():
+        apt_install("chromium")
     if not CHROMIUM.exists():
         pytest.skip("chromium is not installed and could not be installed")
     return CHROMIUM

@@ -6,6 +6,7 @@ calling test with the reason when it cannot.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import shutil
@@ -39,9 +40,14 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = 
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-def _apt_install(package: str) -> None:
-    """``apt-get install package`` when we are root on Debian; silently nothing otherwise."""
-    if os.geteuid() == 0 and shutil.which("apt-get"):
+def apt_install(package: str) -> None:
+    """``apt-get install package`` when we are root on Debian; silently nothing otherwise.
+    One install at a time across processes (parallel test workers): dpkg holds a lock and a
+    second apt-get would fail on it instead of waiting."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    with open(Path(tempfile.gettempdir()) / "crmscore-tests-apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
         subprocess.run(
             ["apt-get", "install", "-y", "-qq", package],
@@ -54,7 +60,7 @@ def _apt_install(package: str) -> None:
 def ensure_java() -> None:
     """A Java runtime for Spark (Debian's OpenJDK 17 when none is installed), or skip."""
     if shutil.which("java") is None:
-        _apt_install("openjdk-17-jre-headless")
+        apt_install("openjdk-17-jre-headless")
     if shutil.which("java") is None:
         pytest.skip("no Java runtime, and openjdk-17-jre-headless could not be installed")
 
@@ -70,7 +76,7 @@ def _postgres_bin() -> Path | None:
 def ensure_postgres() -> Path:
     """Directory of PostgreSQL's server binaries, installing Debian's package if needed."""
     if _postgres_bin() is None:
-        _apt_install("postgresql")
+        apt_install("postgresql")
     bin_dir = _postgres_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL server binaries are not installed and could not be installed")
@@ -218,7 +224,7 @@ def redis_server(directory: Path) -> Iterator[str]:
     import redis
 
     if shutil.which("redis-server") is None:
-        _apt_install("redis-server")
+        apt_install("redis-server")
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed and could not be installed with apt-get")
