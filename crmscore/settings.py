@@ -280,8 +280,13 @@ class ConsoleSettings(BaseModel):
     #: Rows per page of every table (ranked lists, worklists, portfolio groups).
     page_size: int = Field(default=25, ge=1, le=1000)
     #: Monthly snapshots behind the trends (the latest included): customer view and portfolio.
-    #: Each one is a point-in-time read and a scoring of the whole book at start-up.
+    #: Each one is a point-in-time read and a scoring of the whole book when it is built.
     history_snapshots: int = Field(default=6, ge=1, le=36)
+    #: Build the customer book as the server starts instead of at the first console page. Off:
+    #: the build (about a minute at 20,000 customers) runs in the serving process and competes
+    #: with every API request for the interpreter, which was most of /score's p99 tail; a server
+    #: that serves people more than other services (a console replica) turns it on.
+    build_book_at_start: bool = False
     #: Interactions listed on a customer's page, most recent first (app logins and page views,
     #: dozens a month, are left out: their counts are in the features).
     interactions_shown: int = Field(default=20, ge=1)

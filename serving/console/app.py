@@ -432,8 +432,9 @@ def console_app(champions: Callable[[], Champions]) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         app.state.console = Console(champions)
-        with contextlib.suppress(ServingError):  # start scoring the book before the first page
-            app.state.console.books.current()
+        if get_settings().console.build_book_at_start:
+            with contextlib.suppress(ServingError):  # start scoring the book before any page
+                app.state.console.books.current()
         yield
 
     return Starlette(
