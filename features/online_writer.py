@@ -14,6 +14,7 @@ Tests compare the bytes with Feast's own serialisation and read the vectors back
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
@@ -70,28 +71,42 @@ def write_snapshot(
     writer = _WRITERS[config.online_store.type]
     views = store.list_feature_views()
     table = latest_rows(views, snapshot, ttl)
-    for start in range(0, table.num_rows, CHUNK):
-        chunk = table.slice(start, CHUNK)
-        keys = [
-            serialize_entity_key(
-                EntityKey(join_keys=[JOIN_KEY], entity_values=[Value(int64_val=i)]),
-                entity_key_serialization_version=config.entity_key_serialization_version,
-            )
-            for i in chunk.column(JOIN_KEY).to_pylist()
-        ]
-        parts = [
-            ViewChunk(
-                view=view,
-                names=[f.name for f in view.features],
-                columns=[encode_values(chunk.column(f.name)) for f in view.features],
-                present=chunk.column(_present(view)).to_numpy(zero_copy_only=False),
-            )
-            for view in views
-        ]
-        writer(store, keys, parts, snapshot)
-        progress(chunk.num_rows)
+    # One chunk is written on a thread while the next is encoded here: the store's own work
+    # (Redis's CPU, SQLite's B-tree, the socket) overlaps ours instead of taking turns with it,
+    # which was half the wall time at a million customers. One chunk in flight at a time.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="online-writer") as sender:
+        in_flight: Future | None = None
+        for start in range(0, table.num_rows, CHUNK):
+            chunk = table.slice(start, CHUNK)
+            keys = [
+                serialize_entity_key(
+                    EntityKey(join_keys=[JOIN_KEY], entity_values=[Value(int64_val=i)]),
+                    entity_key_serialization_version=config.entity_key_serialization_version,
+                )
+                for i in chunk.column(JOIN_KEY).to_pylist()
+            ]
+            parts = [
+                ViewChunk(
+                    view=view,
+                    names=[f.name for f in view.features],
+                    columns=[encode_values(chunk.column(f.name)) for f in view.features],
+                    present=chunk.column(_present(view)).to_numpy(zero_copy_only=False),
+                )
+                for view in views
+            ]
+            if in_flight is not None:
+                progress(in_flight.result())
+            in_flight = sender.submit(_written, writer, store, keys, parts, snapshot)
+        if in_flight is not None:
+            progress(in_flight.result())
     for view in views:
         store.registry.apply_materialization(view, store.project, snapshot - ttl, snapshot)
+
+
+def _written(writer, store, keys: list[bytes], parts: list[ViewChunk], snapshot: datetime) -> int:
+    """``writer``'s write of one chunk; the number of customers written."""
+    writer(store, keys, parts, snapshot)
+    return len(keys)
 
 
 def latest_rows(views: list[FeatureView], snapshot: datetime, ttl: timedelta) -> pa.Table:

@@ -410,6 +410,30 @@ def test_online_vectors_equal_offline_latest_snapshot(store_ready):
         _assert_online_equals_offline(online.iloc[:-1], tables, service)
 
 
+def test_a_load_in_many_chunks_gives_the_same_vectors(store_ready, monkeypatch):
+    # 7 customers a chunk: most chunks are written on the writer's thread while the next is
+    # encoded, and every one of them must land (the last one too)
+    from feast.infra.online_stores.sqlite import _quote_id, _table_id
+
+    import features.online_writer
+    from features.materialize import materialize
+    from features.online import get_online_features, unknown_customers
+    from features.store import get_store
+
+    ids = _latest(pd.read_parquet(store_ready["tables"]["profile"]))["customer_id"].tolist()
+    before = {s: get_online_features(ids, s) for s in services()}
+    store = get_store()  # emptied first, so that nothing is left over from the first load
+    connection = store._get_provider().online_store._get_conn(store.config)
+    with connection:
+        for view in store.list_feature_views():
+            connection.execute(f"DELETE FROM {_quote_id(_table_id(store.project, view))}")
+    assert unknown_customers(get_online_features(ids[:1], "churn")) == ids[:1]
+    monkeypatch.setattr(features.online_writer, "CHUNK", 7)
+    materialize()
+    for service, expected in before.items():
+        pd.testing.assert_frame_equal(get_online_features(ids, service), expected)
+
+
 def test_redis_online_store_serves_the_same_vectors(store_ready, redis_server):
     from features.build import apply
     from features.catalog import feature_names
