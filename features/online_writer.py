@@ -13,6 +13,7 @@ Tests compare the bytes with Feast's own serialisation and read the vectors back
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -68,14 +69,13 @@ def write_snapshot(
     from feast.protos.feast.types.Value_pb2 import Value
 
     config = store.config
-    writer = _WRITERS[config.online_store.type]
+    writer, depth = _WRITERS[config.online_store.type]
     views = store.list_feature_views()
     table = latest_rows(views, snapshot, ttl)
-    # One chunk is written on a thread while the next is encoded here: the store's own work
-    # (Redis's CPU, SQLite's B-tree, the socket) overlaps ours instead of taking turns with it,
-    # which was half the wall time at a million customers. One chunk in flight at a time.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="online-writer") as sender:
-        in_flight: Future | None = None
+    # Chunks are written on ``depth`` threads while the next is encoded here, so that the
+    # store's own work overlaps ours instead of taking turns with it (see ``_WRITERS``).
+    with ThreadPoolExecutor(max_workers=depth, thread_name_prefix="online-writer") as senders:
+        in_flight: deque[Future] = deque()
         for start in range(0, table.num_rows, CHUNK):
             chunk = table.slice(start, CHUNK)
             keys = [
@@ -94,11 +94,11 @@ def write_snapshot(
                 )
                 for view in views
             ]
-            if in_flight is not None:
-                progress(in_flight.result())
-            in_flight = sender.submit(_written, writer, store, keys, parts, snapshot)
-        if in_flight is not None:
-            progress(in_flight.result())
+            if len(in_flight) == depth:
+                progress(in_flight.popleft().result())
+            in_flight.append(senders.submit(_written, writer, store, keys, parts, snapshot))
+        while in_flight:
+            progress(in_flight.popleft().result())
     for view in views:
         store.registry.apply_materialization(view, store.project, snapshot - ttl, snapshot)
 
@@ -223,5 +223,9 @@ def _write_redis(store, keys: list[bytes], parts: list[ViewChunk], snapshot: dat
         pipe.execute()
 
 
-#: How each of Feast's online stores is written (its ``online_store.type``).
-_WRITERS = {"sqlite": _write_sqlite, "redis": _write_redis}
+#: How each of Feast's online stores is written (its ``online_store.type``), and how many chunks
+#: may be in flight at once. Redis: two, each on its own pooled connection, so that one chunk's
+#: commands are built and packed here while Redis applies the other's (one alone took turns with
+#: the server: half the wall time of the 1M load). SQLite: one, since its writes share Feast's
+#: one connection and a transaction each.
+_WRITERS = {"sqlite": (_write_sqlite, 1), "redis": (_write_redis, 2)}

@@ -434,7 +434,8 @@ def test_a_load_in_many_chunks_gives_the_same_vectors(store_ready, monkeypatch):
         pd.testing.assert_frame_equal(get_online_features(ids, service), expected)
 
 
-def test_redis_online_store_serves_the_same_vectors(store_ready, redis_server):
+def test_redis_online_store_serves_the_same_vectors(store_ready, redis_server, monkeypatch):
+    import features.online_writer
     from features.build import apply
     from features.catalog import feature_names
     from features.materialize import materialize
@@ -450,6 +451,8 @@ def test_redis_online_store_serves_the_same_vectors(store_ready, redis_server):
     try:
         assert get_settings().features.online_store == "redis"
         apply()
+        # 7 customers a chunk: two chunks in flight at a time on their own connections
+        monkeypatch.setattr(features.online_writer, "CHUNK", 7)
         materialize()
         for service, expected in sqlite_vectors.items():
             pd.testing.assert_frame_equal(get_online_features(ids.tolist(), service), expected)
