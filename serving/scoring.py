@@ -126,7 +126,8 @@ def expected_values(
     """(customers x products): expected yearly margin of each offer; NaN where it may not be
     made (held: no propensity; credit above ``max_pd``; lost customers)."""
     margins = np.array([margin(p) for p in products])
-    credit = np.array([p in credit_products() for p in products])
+    lending = credit_products()  # the contract once, not once per product
+    credit = np.array([p in lending for p in products])
     risk = pd_default[:, None]
     value = propensity * margins
     value = np.where(credit, value * (1 - risk), value)
