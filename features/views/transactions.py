@@ -25,14 +25,14 @@ from crmscore.contract import (
     TransactionKind,
 )
 from features.spec import Feature, FeatureGroup
-from features.staging import account_measures, sql_list
+from features.staging import monthly_measures, sql_list
 
 _WINDOWS = (1, 3, 6, 12)
 
 
 def _sql(contract: BankContract) -> str:
     current = sql_list(contract.products_of({ProductKind.current}))
-    measures = [*account_measures(contract), "inflow", "outflow"]
+    measures = [*monthly_measures(contract), "inflow", "outflow"]
     zero_filled = ",\n        ".join(f"coalesce(m.{name}, 0) AS {name}" for name in measures)
     spend = ",\n    ".join(
         f"sum(spend_{c}) OVER w3 AS txn_spend_{c}_3m" for c in contract.merchant_categories
