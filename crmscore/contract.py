@@ -23,10 +23,12 @@ written against kinds, the bank's names flow through untouched.
 
 from __future__ import annotations
 
+import os
 import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from stat import S_ISREG
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -310,7 +312,6 @@ class BankContract(BaseModel):
 
     def write(self, folder: Path) -> Path:
         """Write ``folder/bank.yaml`` atomically; returns its path."""
-        import os
         import tempfile
 
         folder = Path(folder)
@@ -333,11 +334,14 @@ DEFAULT_CONTRACT = BankContract()
 
 def contract_of(folder: Path) -> BankContract:
     """The contract of the dataset in ``folder``: its ``bank.yaml``, or the default."""
-    path = Path(folder) / CONTRACT_FILE
-    if not path.is_file():
+    path = os.path.join(folder, CONTRACT_FILE)  # one stat per call: /score asks several times
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
         return DEFAULT_CONTRACT
-    stat = path.stat()
-    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
+    if not S_ISREG(stat.st_mode):
+        return DEFAULT_CONTRACT
+    return _load_cached(path, stat.st_mtime_ns, stat.st_size)
 
 
 @lru_cache(maxsize=16)

@@ -24,6 +24,12 @@ def margin(product: str) -> float:
     return current_contract().products[product].margin
 
 
+def margins(products: tuple[str, ...]) -> tuple[float, ...]:
+    """:func:`margin` of each of ``products``, from one read of the contract (the /score path)."""
+    contract = current_contract()
+    return tuple(contract.products[p].margin for p in products)
+
+
 def segments() -> tuple[str, ...]:
     return tuple(current_contract().segments)
 

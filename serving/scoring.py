@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from crmscore.settings import ServingSettings
-from serving.catalogue import credit_products, cross_sell_products, holding_feature, margin
+from serving.catalogue import credit_products, cross_sell_products, holding_feature, margins
 from serving.champions import Champions
 from serving.tiers import Tiers, assign_tiers, customer_value
 from training.scorecard import Scorecard
@@ -125,11 +125,10 @@ def expected_values(
 ) -> np.ndarray:
     """(customers x products): expected yearly margin of each offer; NaN where it may not be
     made (held: no propensity; credit above ``max_pd``; lost customers)."""
-    margins = np.array([margin(p) for p in products])
-    lending = credit_products()  # the contract once, not once per product
+    lending = credit_products()
     credit = np.array([p in lending for p in products])
     risk = pd_default[:, None]
-    value = propensity * margins
+    value = propensity * np.array(margins(products))
     value = np.where(credit, value * (1 - risk), value)
     # Suitability: no credit product above max_pd. Nothing for a customer with no open account.
     allowed = (~credit | (risk <= settings.max_pd)) & active[:, None]

@@ -84,6 +84,14 @@ def settle_heap(release: bool = False) -> None:
     gc.freeze()
 
 
+def tracing_config(sample_rate: float) -> dict[str, Any]:
+    """BentoML's ``tracing`` settings: the sample rate, and at 0 every URL excluded, so that its
+    OpenTelemetry middleware returns at once instead of building spans nothing records."""
+    if sample_rate > 0:
+        return {"sample_rate": sample_rate}
+    return {"sample_rate": 0.0, "excluded_urls": [".*"]}
+
+
 @dataclass(frozen=True)
 class Loaded:
     """What a request works with: one consistent set of champions and the store they read."""
@@ -205,6 +213,7 @@ def _customer_scores(scores: Scores) -> list[dict[str, Any]]:
     workers=get_settings().serving.workers,
     http={"port": get_settings().serving.port},
     logging={"access": {"enabled": get_settings().serving.access_log}},
+    tracing=tracing_config(get_settings().serving.trace_sample_rate),
 )
 class CrmScore:
     """Churn, cross-sell and credit-risk scores with reason codes, for marketing, risk and IT."""

@@ -288,6 +288,19 @@ def test_health_readiness_metrics_and_openapi(server):
     assert {"/score", "/explain", "/score_features", "/targets", "/reload"} <= set(paths)
 
 
+def test_tracing_is_skipped_on_every_route_unless_requests_are_sampled():
+    from opentelemetry.util.http import ExcludeList
+
+    from serving.service import tracing_config
+
+    def excluded(config: dict) -> bool:
+        return ExcludeList(config.get("excluded_urls", [])).url_disabled("http://h:3000/score")
+
+    assert excluded(tracing_config(0.0))  # nothing sampled: the middleware returns at once
+    assert not excluded(tracing_config(0.1))
+    assert tracing_config(0.1)["sample_rate"] == 0.1
+
+
 #: The generator's pins: a tool environment of its own (it caps typer below the project's pin).
 OPENAPI_CLIENT_LOCK = PROJECT_ROOT / "requirements-openapi-client.lock"
 

@@ -20,6 +20,9 @@ Then the model document (:mod:`training.document`) is rendered from the run alon
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -884,7 +887,7 @@ def train_model(
         html = document_html(client, logged.registered_name, logged.version)
         mlflow.log_text(html, DOCUMENT_ARTIFACT)
 
-    return TrainingResult(
+    result = TrainingResult(
         model=definition.name,
         run_id=logged.run_id,
         registered_name=logged.registered_name,
@@ -898,3 +901,19 @@ def train_model(
             "label_source": prepared.source.describe() if prepared.source else "derived",
         },
     )
+    del prepared, fitted, evaluation
+    release_memory()
+    return result
+
+
+def release_memory() -> None:
+    """Hand the memory of a finished model back to the operating system.
+
+    A model's frames are freed when it is done, but glibc keeps the freed pages for the process to
+    reuse, so ``train all`` at 1M customers held 15.5 GB at its end where churn alone peaks at
+    9.6 GB: each model's peak was added to what the one before had left. Elsewhere than glibc
+    there is no ``malloc_trim`` and nothing to do.
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
