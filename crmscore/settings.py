@@ -161,10 +161,11 @@ class FeatureSettings(BaseModel):
     spark_master: str = "local[*]"
     #: Further Spark settings, e.g. ``{"spark.driver.memory": "8g"}`` (JSON in the environment).
     spark_conf: dict[str, str] = {}
-    #: DuckDB threads for the feature build; empty means one per core.
+    #: DuckDB threads for the feature build and Feast's DuckDB offline store; empty means one per
+    #: core.
     duckdb_threads: int | None = None
-    #: DuckDB's memory cap for the feature build and training labels (e.g. ``8GB``); it spills
-    #: to disk beyond it.
+    #: DuckDB's memory cap for the feature build, training labels and Feast's DuckDB offline
+    #: store (e.g. ``8GB``); it spills to disk beyond it.
     #: Empty means half of the machine's RAM: DuckDB's own default (80 %) left too little for the
     #: rest of a busy machine and was killed by the kernel at 1M customers.
     duckdb_memory_limit: str | None = None

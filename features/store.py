@@ -83,4 +83,23 @@ def _store(config_json: str) -> FeatureStore:
     settings = get_settings()
     settings.features_dir.mkdir(parents=True, exist_ok=True)
     config = RepoConfig(repo_path=settings.features_dir, **json.loads(config_json))
+    if settings.features.offline_store == "duckdb":
+        cap_offline_duckdb()
     return FeatureStore(config=config)
+
+
+def cap_offline_duckdb() -> None:
+    """Give the DuckDB behind Feast's offline store the build's memory cap.
+
+    Feast's DuckDB store runs its point-in-time joins on ibis's process-wide DuckDB connection,
+    whose own default is 80 % of the RAM: at 1M customers a training set's joins alone could take
+    most of the machine, where the feature build and the labels keep to
+    ``features.duckdb_memory_limit`` and spill beyond it.
+    """
+    import ibis
+
+    features = get_settings().features
+    backend = ibis.get_backend()
+    backend.raw_sql(f"SET memory_limit = '{features.duckdb_memory()}'")
+    if features.duckdb_threads:
+        backend.raw_sql(f"SET threads = {int(features.duckdb_threads)}")

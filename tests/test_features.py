@@ -551,3 +551,31 @@ def test_the_build_caps_duckdb_memory(store_ready, monkeypatch):
         monkeypatch.undo()
         get_settings.cache_clear()
     assert limit == "2.7 GiB"  # 3 GB as DuckDB prints it
+
+
+def test_feasts_offline_duckdb_gets_the_same_cap(store_ready, monkeypatch):
+    import ibis
+
+    from features.store import cap_offline_duckdb, get_store
+
+    def offline_limit() -> str:
+        query = "SELECT current_setting('memory_limit')"
+        return ibis.get_backend().raw_sql(query).fetchone()[0]
+
+    get_store()
+    assert offline_limit() == connect_limit()  # not ibis's own 80 % of the RAM
+    monkeypatch.setenv("CRMSCORE_FEATURES__DUCKDB_MEMORY_LIMIT", "3GB")
+    get_settings.cache_clear()
+    try:
+        cap_offline_duckdb()
+        assert offline_limit() == "2.7 GiB"
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        cap_offline_duckdb()
+
+
+def connect_limit() -> str:
+    from features.build import connect
+
+    return connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
