@@ -16,6 +16,7 @@ optional column is left out of its table. Nothing is made up; the build says wha
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     import duckdb
 
 _SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
+ROW_GROUP_SIZE = 262_144
+_PARQUET = f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
 
 
 class RawDataError(FileNotFoundError):
@@ -99,13 +102,15 @@ def connect(
     dataset: RawDataset | None = None,
     *,
     customers: Sequence[int] | None = None,
+    part: tuple[int, int] | None = None,
     shift_days: int = 0,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with one view per raw table the dataset holds (default: the configured
     one), every contract column present (an absent optional column reads as typed NULLs), checked
     against the raw contract.
 
-    ``customers`` restricts every table to those customers (and their accounts); ``shift_days``
+    ``customers`` restricts every table to those customers (and their accounts), ``part=(i, n)``
+    to the ``i``-th of ``n`` disjoint sets of customers (by a hash of the id); ``shift_days``
     moves every date and time that many days later, so that a chosen day becomes a month start
     (features as of any date, :mod:`features.asof`).
     """
@@ -122,18 +127,23 @@ def connect(
     if settings.features.duckdb_threads:
         con.execute(f"SET threads = {int(settings.features.duckdb_threads)}")
     con.execute(f"SET memory_limit = '{settings.features.duckdb_memory()}'")
+    chosen = None  # which customers the views keep: all of them by default
     if customers is not None:
         import pandas as pd
 
         con.register("only_customers", pd.DataFrame({"customer_id": list(customers)}))
+        chosen = "customer_id IN (SELECT customer_id FROM only_customers)"
+    elif part is not None:
+        chosen = f"hash(customer_id) % {int(part[1])} = {int(part[0])}"
     for name, present in dataset.columns.items():
         glob = parquet_glob(dataset.path, name)
         columns = duckdb_select(TABLES[name], present, shift_days)
         where = ""
-        if customers is not None:
-            key = "customer_id" if "customer_id" in TABLES[name].column_names else "account_id"
-            source = "only_customers" if key == "customer_id" else "accounts"
-            where = f" WHERE {key} IN (SELECT {key} FROM {source})"
+        if chosen is not None:
+            by_customer = "customer_id" in TABLES[name].column_names
+            where = " WHERE " + (
+                chosen if by_customer else "account_id IN (SELECT account_id FROM accounts)"
+            )
         try:
             con.execute(
                 f"CREATE VIEW {name} AS SELECT {columns} FROM read_parquet('{glob}'){where}"
@@ -179,33 +189,24 @@ def build_feature_tables(
     ``raw_dir`` defaults to ``settings.raw_dir`` and ``out_dir`` to ``settings.features_dir/tables``
     (the location the Feast sources read). Tables of views the data no longer supports are
     removed, so the folder holds exactly what Feast will declare.
+
+    On DuckDB a bank of more than ``features.build_pass_customers`` customers is built in passes
+    over disjoint sets of its customers (every feature is one customer's history), whose tables
+    are then merged: only one pass's intermediate tables need memory or spill space.
     """
-    from features.engine import open_engine
     from features.store import tables_dir
 
     dataset = RawDataset.open(raw_dir)
     out_dir = Path(out_dir or tables_dir())
     out_dir.mkdir(parents=True, exist_ok=True)
     built = dataset.groups()
-    staging = statements(dataset.contract, set(dataset.columns))
-    steps = [*staging, *((g.name, g) for g in built)]
-    written: dict[str, Path] = {}
-    with open_engine(dataset) as con, _Progress(progress, len(steps)) as bar:
-        for name, step in steps:
-            bar.describe(f"features: {name}")
-            if isinstance(step, FeatureGroup):
-                target = out_dir / f"{name}.parquet"
-                partial = out_dir / f".{name}.parquet.partial"
-                sql = feature_table_sql(step, dataset.features(step))
-                con.execute(
-                    f"COPY ({sql}) TO '{partial}' "
-                    "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 262144)"
-                )
-                os.replace(partial, target)
-                written[name] = target
-            else:
-                con.execute(step)
-            bar.advance()
+    passes = build_passes(dataset)
+    steps = passes * (len(statements(dataset.contract, set(dataset.columns))) + len(built))
+    with _Progress(progress, steps + len(built) * (passes > 1)) as bar:
+        if passes == 1:
+            written = _build_at_once(dataset, built, out_dir, bar)
+        else:
+            written = _build_in_passes(dataset, built, out_dir, passes, bar)
     for stale in out_dir.glob("*.parquet"):
         if stale.stem not in written:
             stale.unlink()
@@ -214,6 +215,112 @@ def build_feature_tables(
     readable = {r for g in groups(dataset.contract) for r in g.requires}
     absent = [t for t in dataset.absent_tables if t in readable]
     return BuildReport(written, used, absent, dataset.left_out())
+
+
+def build_passes(dataset: RawDataset) -> int:
+    """How many passes the build takes: one per ``features.build_pass_customers`` customers on
+    DuckDB; one on Spark, which partitions the work itself."""
+    import duckdb
+
+    settings = get_settings().features
+    if settings.engine != "duckdb":
+        return 1
+    glob = parquet_glob(dataset.path, "customers")
+    with duckdb.connect() as con:
+        customers = con.execute(f"SELECT count(*) FROM read_parquet('{glob}')").fetchone()[0]
+    return max(1, math.ceil(customers / settings.build_pass_customers))
+
+
+def _run_pass(
+    con, dataset: RawDataset, built: list[FeatureGroup], files: dict[str, Path], bar, span=None
+) -> None:
+    """The staging statements, then each of ``built`` written to ``files[group name]``."""
+    for name, sql in statements(dataset.contract, set(dataset.columns), span=span):
+        bar.describe(f"features: {name}")
+        con.execute(sql)
+        bar.advance()
+    for group in built:
+        bar.describe(f"features: {group.name}")
+        sql = feature_table_sql(group, dataset.features(group))
+        con.execute(f"COPY ({sql}) TO '{files[group.name]}' {_PARQUET}")
+        bar.advance()
+
+
+def _build_at_once(
+    dataset: RawDataset, built: list[FeatureGroup], out_dir: Path, bar
+) -> dict[str, Path]:
+    from features.engine import open_engine
+
+    partial = {g.name: out_dir / f".{g.name}.parquet.partial" for g in built}
+    try:
+        with open_engine(dataset) as con:
+            _run_pass(con, dataset, built, partial, bar)
+        written = {}
+        for name, path in partial.items():
+            written[name] = out_dir / f"{name}.parquet"
+            os.replace(path, written[name])
+        return written
+    finally:  # a failed build leaves the tables it found, and nothing half-written
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+
+
+def _build_in_passes(
+    dataset: RawDataset, built: list[FeatureGroup], out_dir: Path, passes: int, bar
+) -> dict[str, Path]:
+    parts = {
+        g.name: [out_dir / f".{g.name}.{i}.parquet.partial" for i in range(passes)] for g in built
+    }
+    try:
+        with connect(dataset) as con:  # the whole bank's months, for every pass
+            con.execute(dict(statements(dataset.contract, set(dataset.columns)))["months"])
+            span = tuple(
+                str(m) for m in con.execute("SELECT min(month), max(month) FROM months").fetchone()
+            )
+        for i in range(passes):
+            with connect(dataset, part=(i, passes)) as con:
+                files = {name: paths[i] for name, paths in parts.items()}
+                _run_pass(con, dataset, built, files, bar, span)
+        written = {}
+        for name, paths in parts.items():
+            bar.describe(f"features: merge {name}")
+            written[name] = merge_parts(paths, out_dir / f"{name}.parquet")
+            bar.advance()
+        return written
+    finally:
+        for path in (p for paths in parts.values() for p in paths):
+            path.unlink(missing_ok=True)
+
+
+def merge_parts(parts: list[Path], target: Path) -> Path:
+    """One table from the passes' ``parts`` (disjoint customers, each ordered by snapshot and
+    customer), in the same order, written to ``target`` atomically. A snapshot at a time: only
+    one snapshot of the table is ever in memory, and no sort spills the whole table to disk."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    partial = target.with_name(f".{target.name}.partial")
+    source = "read_parquet([" + ", ".join(f"'{p}'" for p in parts) + "])"
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        snapshots = con.execute(f"SELECT DISTINCT event_timestamp FROM {source} ORDER BY 1")
+        writer = None
+        try:
+            for (snapshot,) in snapshots.fetchall():
+                rows = con.sql(
+                    f"SELECT * FROM {source} WHERE event_timestamp = ? ORDER BY customer_id",
+                    params=[snapshot],
+                ).to_arrow_table()
+                if writer is None:
+                    writer = pq.ParquetWriter(partial, rows.schema, compression="zstd")
+                writer.write_table(rows, row_group_size=ROW_GROUP_SIZE)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:  # no rows in any part: the empty table, with its columns
+            con.execute(f"COPY (SELECT * FROM {source}) TO '{partial}' {_PARQUET}")
+    os.replace(partial, target)
+    return target
 
 
 def apply() -> None:

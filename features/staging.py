@@ -44,12 +44,14 @@ def _types(contract: BankContract, *kinds: TransactionKind) -> str:
     return sql_list(contract.transaction_types_of(*kinds))
 
 
-def _months(tables: set[str], until: str | None = None) -> str:
+def _months(tables: set[str], until: str | None = None, span: tuple[str, str] | None = None) -> str:
     bounds = ["SELECT min(ts) AS first_ts, max(ts) AS last_ts FROM transactions"]
     if "interactions" in tables:
         bounds.append("SELECT min(ts), max(ts) FROM interactions")
     if "credit_status" in tables:
         bounds.append("SELECT min(month)::TIMESTAMP, max(month)::TIMESTAMP FROM credit_status")
+    if span is not None:  # the whole bank's months, whichever customers these tables hold
+        bounds = [f"SELECT TIMESTAMP '{span[0]}' AS first_ts, TIMESTAMP '{span[1]}' AS last_ts"]
     if until is not None:  # snapshots up to ``until`` even after the data ends
         bounds.append(f"SELECT NULL, TIMESTAMP '{until}' - INTERVAL 1 MONTH")
     union = "\n        UNION ALL\n        ".join(bounds)
@@ -263,12 +265,17 @@ LEFT JOIN internal i USING (customer_id, month)
 
 
 def statements(
-    contract: BankContract, tables: set[str], until: str | None = None
+    contract: BankContract,
+    tables: set[str],
+    until: str | None = None,
+    span: tuple[str, str] | None = None,
 ) -> tuple[tuple[str, str], ...]:
     """The staging statements, in order (each may use the tables created before it), for a
-    dataset holding ``tables``; ``until`` (a month start) extends the snapshots to it."""
+    dataset holding ``tables``; ``until`` (a month start) extends the snapshots to it, and
+    ``span`` (the first and last data month) replaces the months found in the tables: a pass
+    over some of the bank's customers builds the whole bank's snapshots."""
     return (
-        ("months", _months(tables, until)),
+        ("months", _months(tables, until, span)),
         ("spine", SPINE),
         ("account_monthly", _account_monthly(contract)),
         ("transactions_monthly", _transactions_monthly(contract)),
