@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -102,15 +103,13 @@ def connect(
     dataset: RawDataset | None = None,
     *,
     customers: Sequence[int] | None = None,
-    part: tuple[int, int] | None = None,
     shift_days: int = 0,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with one view per raw table the dataset holds (default: the configured
     one), every contract column present (an absent optional column reads as typed NULLs), checked
     against the raw contract.
 
-    ``customers`` restricts every table to those customers (and their accounts), ``part=(i, n)``
-    to the ``i``-th of ``n`` disjoint sets of customers (by a hash of the id); ``shift_days``
+    ``customers`` restricts every table to those customers (and their accounts); ``shift_days``
     moves every date and time that many days later, so that a chosen day becomes a month start
     (features as of any date, :mod:`features.asof`).
     """
@@ -133,8 +132,6 @@ def connect(
 
         con.register("only_customers", pd.DataFrame({"customer_id": list(customers)}))
         chosen = "customer_id IN (SELECT customer_id FROM only_customers)"
-    elif part is not None:
-        chosen = f"hash(customer_id) % {int(part[1])} = {int(part[0])}"
     for name, present in dataset.columns.items():
         glob = parquet_glob(dataset.path, name)
         columns = duckdb_select(TABLES[name], present, shift_days)
@@ -202,7 +199,7 @@ def build_feature_tables(
     built = dataset.groups()
     passes = build_passes(dataset)
     steps = passes * (len(statements(dataset.contract, set(dataset.columns))) + len(built))
-    with _Progress(progress, steps + len(built) * (passes > 1)) as bar:
+    with _Progress(progress, steps + (len(built) + 1) * (passes > 1)) as bar:
         if passes == 1:
             written = _build_at_once(dataset, built, out_dir, bar)
         else:
@@ -271,16 +268,21 @@ def _build_in_passes(
     parts = {
         g.name: [out_dir / f".{g.name}.{i}.parquet.partial" for i in range(passes)] for g in built
     }
+    work = out_dir / ".passes"
     try:
         with connect(dataset) as con:  # the whole bank's months, for every pass
             con.execute(dict(statements(dataset.contract, set(dataset.columns)))["months"])
             span = tuple(
                 str(m) for m in con.execute("SELECT min(month), max(month) FROM months").fetchone()
             )
-        for i in range(passes):
-            with connect(dataset, part=(i, passes)) as con:
+        bar.describe("features: split the customers")
+        split = split_by_customer(dataset, work, passes)
+        bar.advance()
+        for i, part in enumerate(split):
+            with connect(part) as con:
                 files = {name: paths[i] for name, paths in parts.items()}
-                _run_pass(con, dataset, built, files, bar, span)
+                _run_pass(con, part, built, files, bar, span)
+            shutil.rmtree(part.path)
         written = {}
         for name, paths in parts.items():
             bar.describe(f"features: merge {name}")
@@ -288,8 +290,45 @@ def _build_in_passes(
             bar.advance()
         return written
     finally:
+        shutil.rmtree(work, ignore_errors=True)
         for path in (p for paths in parts.values() for p in paths):
             path.unlink(missing_ok=True)
+
+
+def split_by_customer(dataset: RawDataset, folder: Path, n: int) -> list[RawDataset]:
+    """``dataset`` as ``n`` smaller ones under ``folder``, over disjoint sets of its customers
+    (by a hash of the id): each raw table is read once and written once, so each pass of the
+    build reads only its own customers' rows (filtering the whole bank in every pass read every
+    transaction ``n`` times)."""
+    import duckdb
+
+    accounts = parquet_glob(dataset.path, "accounts")
+    folder.mkdir(parents=True, exist_ok=True)
+    which = f"hash(customer_id::BIGINT) % {int(n)} AS pass"
+    with duckdb.connect() as con:
+        con.execute(f"SET memory_limit = '{get_settings().features.duckdb_memory()}'")
+        for name in dataset.columns:
+            glob = parquet_glob(dataset.path, name)
+            if "customer_id" in TABLES[name].column_names:
+                rows = f"SELECT *, {which} FROM read_parquet('{glob}')"
+            else:  # keyed by account: the account's customer
+                rows = (
+                    f"SELECT t.*, {which} FROM read_parquet('{glob}') t JOIN "
+                    f"(SELECT account_id, customer_id FROM read_parquet('{accounts}')) a "
+                    "ON t.account_id = a.account_id"
+                )
+            con.execute(f"COPY ({rows}) TO '{folder / name}' (FORMAT parquet, PARTITION_BY (pass))")
+            for i in range(n):
+                target = folder / f"pass{i}" / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if (folder / name / f"pass={i}").is_dir():
+                    os.replace(folder / name / f"pass={i}", target)
+                else:  # none of these customers has a row here: the table, empty
+                    target.mkdir()
+                    empty = f"SELECT * FROM read_parquet('{glob}') LIMIT 0"
+                    con.execute(f"COPY ({empty}) TO '{target / 'empty.parquet'}' (FORMAT parquet)")
+            shutil.rmtree(folder / name)
+    return [RawDataset(folder / f"pass{i}", dataset.contract, dataset.columns) for i in range(n)]
 
 
 def merge_parts(parts: list[Path], target: Path) -> Path:
