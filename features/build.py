@@ -126,21 +126,18 @@ def connect(
     if settings.features.duckdb_threads:
         con.execute(f"SET threads = {int(settings.features.duckdb_threads)}")
     con.execute(f"SET memory_limit = '{settings.features.duckdb_memory()}'")
-    chosen = None  # which customers the views keep: all of them by default
     if customers is not None:
         import pandas as pd
 
         con.register("only_customers", pd.DataFrame({"customer_id": list(customers)}))
-        chosen = "customer_id IN (SELECT customer_id FROM only_customers)"
     for name, present in dataset.columns.items():
         glob = parquet_glob(dataset.path, name)
         columns = duckdb_select(TABLES[name], present, shift_days)
         where = ""
-        if chosen is not None:
-            by_customer = "customer_id" in TABLES[name].column_names
-            where = " WHERE " + (
-                chosen if by_customer else "account_id IN (SELECT account_id FROM accounts)"
-            )
+        if customers is not None:
+            key = "customer_id" if "customer_id" in TABLES[name].column_names else "account_id"
+            source = "only_customers" if key == "customer_id" else "accounts"
+            where = f" WHERE {key} IN (SELECT {key} FROM {source})"
         try:
             con.execute(
                 f"CREATE VIEW {name} AS SELECT {columns} FROM read_parquet('{glob}'){where}"
