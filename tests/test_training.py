@@ -272,6 +272,39 @@ def test_split_is_out_of_time_and_validates_on_unseen_customers():
     assert not ids["train"] & ids["test"]
 
 
+
+def test_training_parts_are_slices_of_the_frame_with_the_rows_a_selection_gives():
+    """Out-of-time training sets keep one frame ordered by role; each part is a view of it (no
+    gigabyte copies at a million customers) holding exactly the rows, in the order, a boolean
+    selection would."""
+    from training.dataset import TrainingSet
+
+    frame = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 4, 5, 6],
+            "role": [
+                "test",  # 1: last after ordering
+                "train",  # 2: first train row
+                "valid",  # 3
+                "unused",  # 4: after test
+                "train",  # 5: second train row, after 2 as before
+                "valid",  # 6: after 3 as before
+            ],
+            "x": np.arange(6, dtype=np.float32),
+        }
+    )
+    data = TrainingSet(frame.copy(), ["x"], [])
+    before = {role: data.part(role) for role in ("train", "valid", "test")}
+    data.order_by_role()
+    assert data.frame["customer_id"].tolist() == [2, 5, 3, 6, 1, 4]
+    for role, selected in before.items():
+        part = data.part(role)
+        pd.testing.assert_frame_equal(part, selected)
+        assert np.shares_memory(part["x"].to_numpy(), data.frame["x"].to_numpy()), role
+    assert data.part("train", "valid")["customer_id"].tolist() == [2, 5, 3, 6]
+    # Roles out of order (cross-validation keeps them so): a selection, still the right rows.
+    assert TrainingSet(frame, ["x"], []).part("train")["customer_id"].tolist() == [2, 5]
+
 def test_train_command_names_missing_data(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

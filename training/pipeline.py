@@ -304,6 +304,8 @@ class PreparedData:
     #: The test snapshot's rows; under cross-validation every labelled row (each scored by the
     #: folds that did not train on it).
     test: pd.DataFrame
+    #: The train then the validation rows: what a refit after early stopping trains on.
+    seen: pd.DataFrame
     #: Where the labels came from (derived rule, the bank's events or its decided cases).
     source: LabelSource | None = None
     #: Trained as if the data ended at this month start (None: on all of it).
@@ -425,6 +427,11 @@ def prepare(
         months = [*split.train, *split.valid, split.test]
         split = cross_validation_split(months, definition.horizon_months, split.holdout_share, why)
         data.frame["role"] = split.roles(data.frame)
+    if not split.cross_validated:
+        # Out of time (large books): the parts become slices of one frame. Cross-validation keeps
+        # the original order: its folds and LightGBM's bagging follow it, and small books gain
+        # nothing from slices.
+        data.order_by_role()
     alignment_key = definition.key_features[0] if definition.align_by_key else None
     alignment = {}
     if alignment_key:
@@ -437,12 +444,9 @@ def prepare(
     prepared = prepare_features(data.frame, data.features, categories)
     data.frame = pd.concat([data.frame.drop(columns=data.features), prepared], axis=1)
     del prepared
-    train, valid = data.part("train"), data.part("valid")
-    test = (
-        data.frame[data.frame["role"].isin(["train", "valid"])]
-        if split.cross_validated
-        else (data.part("test"))
-    )
+    # Slices of the frame, not copies (see TrainingSet.part).
+    train, valid, seen = data.part("train"), data.part("valid"), data.part("train", "valid")
+    test = seen if split.cross_validated else data.part("test")
     for role, part in (("train", train), ("valid", valid), ("test", test)):
         if part["label"].nunique() < 2:
             raise ValueError(
@@ -461,6 +465,7 @@ def prepare(
         train=train,
         valid=valid,
         test=test,
+        seen=seen,
         source=labels_from,
         as_of=as_of,
     )
@@ -478,8 +483,7 @@ def fit(prepared: PreparedData, lgbm_overrides: dict[str, Any] | None = None) ->
     # and so does a test set restricted to held-out customers.
     refit = config.refit and not definition.calibrate and not split.test_holdout_only
     if refit:
-        seen = pd.concat([train, valid])
-        estimator = refit_on_all_rows(estimator, seen, data.features)
+        estimator = refit_on_all_rows(estimator, prepared.seen, data.features)
     calibrator = calibrate(estimator, valid, data.features) if definition.calibrate else None
     if calibrator is not None:
         p_valid = calibrator.predict_proba(valid[data.features])[:, 1]
@@ -557,7 +561,9 @@ def cross_validate(
         for fitting, scored in folds.split(rows, rows["label"], groups=rows["customer_id"]):
             rest = rows.iloc[fitting]
             held = holdout_mask(rest["customer_id"], prepared.split.holdout_share)
-            fold = replace(prepared, train=rest[~held], valid=rest[held], test=rows.iloc[scored])
+            train, valid = rest[~held], rest[held]
+            seen = pd.concat([train, valid])
+            fold = replace(prepared, train=train, valid=valid, test=rows.iloc[scored], seen=seen)
             fitted = fit(fold, lgbm_overrides)
             part = rows.iloc[scored]
             scores["model"][repeat, scored] = fitted.scoring_model.predict_proba(part)

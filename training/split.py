@@ -30,6 +30,10 @@ def holdout_mask(customer_ids, share: float) -> np.ndarray:
     return bucket < np.uint64(round(share * 1000))
 
 
+#: What :meth:`OutOfTimeSplit.roles` gives a labelled row, in the order training sets keep them.
+ROLES = ("train", "valid", "test", "unused")
+
+
 @dataclass(frozen=True)
 class OutOfTimeSplit:
     """Which snapshots (months, for rows dated within them) train, validate and test a model.
