@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from crmscore.settings import ServingSettings
-from serving.catalogue import credit_products, cross_sell_products, holding_feature, margins
+from serving.catalogue import Offers, cross_sell_products, holding_feature, offers
 from serving.champions import Champions
 from serving.tiers import Tiers, assign_tiers, customer_value
 from training.scorecard import Scorecard
@@ -108,9 +108,9 @@ def is_active(rows: FeatureRows) -> np.ndarray:
     return rows["prod_n_accounts"] > 0
 
 
-def has_credit(rows: FeatureRows) -> np.ndarray:
+def has_credit(rows: FeatureRows, catalogue: Offers | None = None) -> np.ndarray:
     """True where the customer holds a credit product (card, loan, mortgage) at the snapshot."""
-    credit = credit_products()
+    credit = (catalogue or offers()).credit
     if not credit:
         return np.zeros(len(rows), dtype=bool)
     return held_products(rows, credit).any(axis=1)
@@ -122,13 +122,13 @@ def expected_values(
     active: np.ndarray,
     products: tuple[str, ...],
     settings: ServingSettings,
+    catalogue: Offers | None = None,
 ) -> np.ndarray:
     """(customers x products): expected yearly margin of each offer; NaN where it may not be
     made (held: no propensity; credit above ``max_pd``; lost customers)."""
-    lending = credit_products()
-    credit = np.array([p in lending for p in products])
+    credit, margins = (catalogue or offers()).per_product(products)
     risk = pd_default[:, None]
-    value = propensity * np.array(margins(products))
+    value = propensity * margins
     value = np.where(credit, value * (1 - risk), value)
     # Suitability: no credit product above max_pd. Nothing for a customer with no open account.
     allowed = (~credit | (risk <= settings.max_pd)) & active[:, None]
@@ -196,10 +196,11 @@ def decide(
     """The business rules on ``predictions`` of ``rows`` (row-aligned); ``scorecard`` turns PD
     into points, ``models`` names the version behind each score (``name -> model/version``)."""
     products = predictions.products
+    catalogue = offers()  # one contract read for every rule below
     pd_default = predictions.probability_of_default
     propensity = np.where(held_products(rows, products), np.nan, predictions.propensity)
     active = is_active(rows)
-    ev = expected_values(propensity, pd_default, active, products, settings)
+    ev = expected_values(propensity, pd_default, active, products, settings, catalogue)
     offered = ~np.isnan(ev)
     any_offer = offered.any(axis=1)
     ranked = np.where(offered, ev, -np.inf)
@@ -209,7 +210,7 @@ def decide(
     known = np.where(np.isnan(propensity), -np.inf, propensity)
     best_propensity = np.maximum(known.max(axis=1, initial=-np.inf), 0.0)
     value = customer_value(rows, settings)
-    credit_holder = has_credit(rows)
+    credit_holder = has_credit(rows, catalogue)
     tiers = assign_tiers(
         value=value,
         best_propensity=best_propensity,

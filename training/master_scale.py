@@ -10,6 +10,7 @@ pricing and back-testing are set per grade. The boundaries are configuration
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -38,17 +39,20 @@ class MasterScale:
 
     @classmethod
     def from_settings(cls) -> MasterScale:
-        scale = get_settings().training.master_scale
-        return cls(tuple(scale), tuple(float(v) for v in scale.values()))
+        return _configured(tuple(get_settings().training.master_scale.items()))
+
+    @cached_property
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.upper, dtype=float), np.asarray(self.grades, dtype=object)
 
     def grade(self, probability_of_default) -> np.ndarray:
         """The grade of each PD (object array; None where the PD is missing).
 
         A PD exactly on a boundary belongs to the better grade: the bound is its upper limit.
         """
+        upper, names = self._arrays
         p = np.asarray(probability_of_default, dtype=float)
-        index = np.searchsorted(np.asarray(self.upper), np.clip(p, 0.0, 1.0), side="left")
-        names = np.asarray(self.grades, dtype=object)
+        index = np.searchsorted(upper, np.clip(p, 0.0, 1.0), side="left")
         return np.where(np.isnan(p), None, names[np.minimum(index, len(names) - 1)])
 
     def table(self) -> pd.DataFrame:
@@ -61,3 +65,10 @@ class MasterScale:
 def rating_grade(probability_of_default) -> np.ndarray:
     """PD -> master-scale grade with the configured boundaries (see :class:`MasterScale`)."""
     return MasterScale.from_settings().grade(probability_of_default)
+
+
+@lru_cache(maxsize=8)
+def _configured(scale: tuple[tuple[str, float], ...]) -> MasterScale:
+    """The scale of settings' ``(grade, upper PD)`` pairs, built and checked once per value:
+    every scored PD is graded through it (the /score path)."""
+    return MasterScale(tuple(g for g, _ in scale), tuple(float(u) for _, u in scale))
