@@ -28,6 +28,7 @@ absolute figures move with it, the ratios much less.
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import json
 import os
@@ -196,6 +197,7 @@ class Floors:
         # (the server freezes its heap the same way: serving.service.settle_heap).
         gc.collect()
         gc.freeze()
+        atexit.register(gc.unfreeze)  # a quiet exit (see serving.service.settle_heap)
 
     def read(self, ids: list[int]) -> None:
         """The online store's raw read: the provider's ``online_read`` once per feature view."""

@@ -14,6 +14,7 @@ models or the store are unavailable; never a stack trace.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
 import threading
@@ -82,6 +83,11 @@ def settle_heap(release: bool = False) -> None:
         gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+# Frozen objects are never finalised: at exit, DuckDB's bindings (nanobind) would report every
+# one of theirs as leaked, a screenful on stderr. Handing them back first lets the exit be quiet.
+atexit.register(gc.unfreeze)
 
 
 def tracing_config(sample_rate: float) -> dict[str, Any]:

@@ -129,9 +129,8 @@ def assign_tiers(
     decider = np.argmax(np.vstack([condition for condition, _, _ in rules]), axis=0)
     tier = np.array([label for _, label, _ in rules], dtype=object)[decider]
     reason = np.empty(len(val), dtype=object)
-    for k, (_, _, sentences) in enumerate(rules):
+    for k in np.unique(decider):  # only the rules that decide some row
         rows = decider == k
-        if rows.any():
-            reason[rows] = sentences(rows)
+        reason[rows] = rules[k][2](rows)
     contact = np.array([CONTACT_EVERY_DAYS[t] for t in tier], dtype=np.int64)
     return Tiers(tier=tier, reason=reason, contact_every_days=contact)
