@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
@@ -61,6 +61,9 @@ class StageResult:
     peak_rss_gb: float = 0.0
     written_gb: float = 0.0
     tail: str = ""  # last lines of stderr when the stage did not succeed
+    #: ``[seconds since start, tree GB]`` every ~5 s: which part of a stage holds the peak (its
+    #: log says what runs when; ``train all --no-progress`` prints a timestamped line per step).
+    memory: list = field(default_factory=list)
 
 
 def stage_commands(customers: int, months: int, out: Path) -> dict[str, list[str]]:
@@ -108,13 +111,18 @@ def run_stage(
             start_new_session=True,
         )  # fmt: skip
         watched = psutil.Process(child.pid)
-        peak = 0
+        peak = window = 0
         while True:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
             with contextlib.suppress(psutil.NoSuchProcess):
-                peak = max(peak, tree_rss(watched))
+                now = tree_rss(watched)
+                peak, window = max(peak, now), max(window, now)
+            elapsed = time.perf_counter() - started
+            if elapsed >= 5 * (len(result.memory) + 1):  # the window's highest sample
+                result.memory.append([round(elapsed), round(window / 1e9, 2)])
+                window = 0
             if peak > max_rss:
                 os.killpg(child.pid, signal.SIGKILL)
                 _, status, usage = os.wait4(child.pid, 0)

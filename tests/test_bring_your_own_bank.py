@@ -13,6 +13,7 @@ the bank's own default register) -> ``/score`` now and as of a decision date -> 
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import httpx
@@ -99,6 +100,8 @@ def test_every_model_trains_and_credit_risk_learns_from_the_banks_register(onboa
     assert "churn: labels from the derived rule" in logs["train"]
     for model in ("churn", "cross_sell", "credit_risk", "loss_6m"):
         assert f"{model} v1" in logs["train"]
+        # without progress bars (a batch job), one timestamped line per step
+        assert re.search(rf"^\d\d:\d\d:\d\d {model}: fit$", logs["train"], re.MULTILINE)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ the command runs, so ``crmscore --help`` stays instant.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -67,6 +68,8 @@ def train(
             def advance(step: str, task=task, name=name) -> None:
                 done = STEPS.index(step)
                 bars.update(task, completed=done, description=f"{name}: {step}")
+                if not progress:  # a batch job's log: one timestamped line per step instead
+                    console.print(f"{time.strftime('%H:%M:%S')} {name}: {step}", highlight=False)
 
             try:
                 result = train_model(name, progress=advance)
