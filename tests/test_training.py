@@ -272,7 +272,6 @@ def test_split_is_out_of_time_and_validates_on_unseen_customers():
     assert not ids["train"] & ids["test"]
 
 
-
 def test_training_parts_are_slices_of_the_frame_with_the_rows_a_selection_gives():
     """Out-of-time training sets keep one frame ordered by role; each part is a view of it (no
     gigabyte copies at a million customers) holding exactly the rows, in the order, a boolean
@@ -304,6 +303,7 @@ def test_training_parts_are_slices_of_the_frame_with_the_rows_a_selection_gives(
     assert data.part("train", "valid")["customer_id"].tolist() == [2, 5, 3, 6]
     # Roles out of order (cross-validation keeps them so): a selection, still the right rows.
     assert TrainingSet(frame, ["x"], []).part("train")["customer_id"].tolist() == [2, 5]
+
 
 def test_train_command_names_missing_data(tmp_path, monkeypatch):
     from typer.testing import CliRunner
