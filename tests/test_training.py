@@ -276,7 +276,7 @@ def test_training_parts_are_slices_of_the_frame_with_the_rows_a_selection_gives(
     """Out-of-time training sets keep one frame ordered by role; each part is a view of it (no
     gigabyte copies at a million customers) holding exactly the rows, in the order, a boolean
     selection would."""
-    from training.dataset import TrainingSet
+    from training.dataset import TrainingSet, in_role_order
 
     frame = pd.DataFrame(
         {
@@ -292,17 +292,42 @@ def test_training_parts_are_slices_of_the_frame_with_the_rows_a_selection_gives(
             "x": np.arange(6, dtype=np.float32),
         }
     )
-    data = TrainingSet(frame.copy(), ["x"], [])
-    before = {role: data.part(role) for role in ("train", "valid", "test")}
-    data.order_by_role()
+    before = {role: TrainingSet(frame, ["x"], []).part(role) for role in ("train", "valid", "test")}
+    data = TrainingSet(in_role_order(frame), ["x"], [])
     assert data.frame["customer_id"].tolist() == [2, 5, 3, 6, 1, 4]
     for role, selected in before.items():
         part = data.part(role)
         pd.testing.assert_frame_equal(part, selected)
         assert np.shares_memory(part["x"].to_numpy(), data.frame["x"].to_numpy()), role
     assert data.part("train", "valid")["customer_id"].tolist() == [2, 5, 3, 6]
+    assert in_role_order(data.frame) is data.frame  # in order already: no copy
     # Roles out of order (cross-validation keeps them so): a selection, still the right rows.
     assert TrainingSet(frame, ["x"], []).part("train")["customer_id"].tolist() == [2, 5]
+
+
+def test_encoding_in_place_gives_the_scoring_models_encoding_without_copying_float_columns():
+    """Training encodes its frame in place; serving calls prepare_features: same values."""
+    from training.scoring_model import encode_in_place, prepare_features
+
+    frame = pd.DataFrame(
+        {
+            "spend": np.array([1.5, np.nan, 3.0], dtype=np.float32),  # fetched: float32 already
+            "count": [1, 2, 3],  # int64: becomes float32
+            "flag": [True, False, True],  # bool: becomes 0/1
+            "segment": ["mass", None, "vip"],  # categorical: "vip" unseen -> missing
+            "label": [0, 1, 0],  # not a feature: untouched
+        }
+    )
+    features, categories = ["spend", "count", "flag", "segment"], {"segment": ["affluent", "mass"]}
+    expected = prepare_features(frame, features, categories)
+    spend = frame["spend"].to_numpy()
+    encode_in_place(frame, features, categories)
+    pd.testing.assert_frame_equal(frame[features], expected)
+    assert frame["segment"].isna().tolist() == [False, True, True]
+    assert frame["spend"].to_numpy() is spend or np.shares_memory(frame["spend"].to_numpy(), spend)
+    assert frame["label"].tolist() == [0, 1, 0]
+    with pytest.raises(KeyError, match="lacks 1 model feature"):
+        encode_in_place(frame, [*features, "tenure"], categories)
 
 
 def test_train_command_names_missing_data(tmp_path, monkeypatch):

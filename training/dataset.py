@@ -69,20 +69,20 @@ class TrainingSet:
 
     def part(self, *roles: str) -> pd.DataFrame:
         """The rows of ``roles``, in frame order: a slice of the frame (no copy) when they are
-        consecutive, as :meth:`order_by_role` leaves them. At a million customers each copy of
+        consecutive, as :func:`in_role_order` leaves them. At a million customers each copy of
         the training rows is gigabytes."""
         rows = np.flatnonzero(self.frame["role"].isin(roles).to_numpy())
         if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
             return self.frame.iloc[rows[0] : rows[-1] + 1]
         return self.frame.iloc[rows]
 
-    def order_by_role(self) -> None:
-        """Rows ordered train, valid, test (each role's rows in their order before), so that
-        :meth:`part` is a slice: the same rows in the same order as a selection would give."""
-        rank = self.frame["role"].map({role: i for i, role in enumerate(ROLES)}).to_numpy()
-        order = np.argsort(rank, kind="stable")
-        if (np.diff(order) < 0).any():  # not in role order yet
-            self.frame = self.frame.iloc[order]
+
+def in_role_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` ordered train, valid, test (each role's rows in their order before), so that
+    :meth:`TrainingSet.part` is a slice: the same rows in the same order as a selection gives."""
+    rank = rows["role"].map({role: i for i, role in enumerate(ROLES)}).to_numpy()
+    order = np.argsort(rank, kind="stable")
+    return rows.iloc[order] if (np.diff(order) < 0).any() else rows
 
 
 def fetch_features(
@@ -90,43 +90,69 @@ def fetch_features(
 ) -> pd.DataFrame:
     """Point-in-time features for ``entities`` (``customer_id``, ``event_timestamp``), fetched
     ``chunk_rows`` at a time and kept as float32: the join's working memory stays bounded and the
-    result takes half the memory of float64 (the scoring model computes in float32 anyway)."""
+    result takes half the memory of float64 (the scoring model computes in float32 anyway).
+
+    Each chunk is given its final types as it arrives, so the whole result is never copied."""
     chunks = []
     for start in range(0, len(entities), chunk_rows) or [0]:  # one (empty) call for no rows
         chunk = source(entities.iloc[start : start + chunk_rows].reset_index(drop=True), service)
         lacking = [c for c in ENTITY if c not in chunk.columns]
         if lacking:
             raise ValueError(f"feature service '{service}' returned no {lacking} column(s)")
-        floats = chunk.select_dtypes("float64").columns
-        chunks.append(chunk.astype(dict.fromkeys(floats, "float32")))
+        chunks.append(_compact(chunk))
     features = pd.concat(chunks, ignore_index=True)
-    features = features.astype({"customer_id": "int64"})
-    timestamps = pd.to_datetime(features["event_timestamp"])
+    del chunks
+    duplicated = features.duplicated(ENTITY)
+    return features[~duplicated].reset_index(drop=True) if duplicated.any() else features
+
+
+def _compact(chunk: pd.DataFrame) -> pd.DataFrame:
+    """A fetched chunk in the training set's types: float32 features, int64 ids, naive stamps."""
+    floats = chunk.select_dtypes("float64").columns
+    chunk = chunk.astype({**dict.fromkeys(floats, "float32"), "customer_id": "int64"})
+    timestamps = pd.to_datetime(chunk["event_timestamp"])
     if timestamps.dt.tz is not None:
         timestamps = timestamps.dt.tz_localize(None)
-    features["event_timestamp"] = timestamps.astype("datetime64[ns]")
-    return features.drop_duplicates(ENTITY)
+    chunk["event_timestamp"] = timestamps.astype("datetime64[ns]")
+    return chunk
+
+
+def labelled_rows(
+    definition: ModelDefinition,
+    split: OutOfTimeSplit,
+    raw_dir: Path,
+    source: LabelSource | None = None,
+) -> pd.DataFrame:
+    """Labels for the split's snapshots (at most ``training.max_rows``: a hash sample of
+    customers above it), each with its ``role`` in ``split``."""
+    snapshots = [*split.train, *split.valid, split.test]
+    labels = build_labels(definition, snapshots, raw_dir, get_settings().training.max_rows, source)
+    labels["role"] = split.roles(labels)
+    return labels
 
 
 def assemble_training_set(
     definition: ModelDefinition,
     split: OutOfTimeSplit,
-    raw_dir: Path,
+    labels: pd.DataFrame,
     features_from: TrainingSetSource,
-    source: LabelSource | None = None,
 ) -> TrainingSet:
-    """Labels for the split's snapshots, joined to the definition's Feast feature service.
+    """``labels`` (with their roles in ``split``) joined to the definition's Feast feature
+    service, fetched in chunks of ``training.fetch_rows`` entity rows.
 
-    At most ``training.max_rows`` labelled rows (a hash sample of customers above it), features
-    fetched in chunks of ``training.fetch_rows`` entity rows.
+    Rows no role uses are not fetched. Out of time, the rows are put in role order before the
+    join, so that the parts are slices of one frame (see :meth:`TrainingSet.part`) without
+    reordering a frame of features. Cross-validation keeps the labels' order: its folds and
+    LightGBM's bagging follow it.
     """
-    config = get_settings().training
-    snapshots = [*split.train, *split.valid, split.test]
-    labels = build_labels(definition, snapshots, raw_dir, config.max_rows, source)
     share = labels.attrs.get("customer_share", 1.0)
+    labels = labels[labels["role"] != "unused"]
+    if not split.cross_validated:
+        labels = in_role_order(labels)
+    labels = labels.reset_index(drop=True)
     entities = labels[ENTITY].drop_duplicates().reset_index(drop=True)
     features = fetch_features(
-        entities, definition.feature_service, features_from, config.fetch_rows
+        entities, definition.feature_service, features_from, get_settings().training.fetch_rows
     )
     frame = labels.merge(features, on=ENTITY, how="left", validate="many_to_one")
     del features
@@ -139,5 +165,4 @@ def assemble_training_set(
         for c in inputs
         if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
     ]
-    frame["role"] = split.roles(frame)
     return TrainingSet(frame, inputs, categorical, customer_share=share)

@@ -47,12 +47,13 @@ from training.dataset import (
     assemble_training_set,
     candidate_snapshots,
     feast_training_set,
+    labelled_rows,
 )
 from training.document import DOCUMENT_ARTIFACT, document_html, log_document_inputs
 from training.labels import LabelSource, fully_labelled, label_source
 from training.oracle import oracle_probabilities
 from training.scorecard import Scorecard
-from training.scoring_model import ScoringModel, categorical_levels, prepare_features
+from training.scoring_model import ScoringModel, categorical_levels, encode_in_place
 from training.split import OutOfTimeSplit, cross_validation_split, holdout_mask, split_snapshots
 from training.stability import StabilityReference
 
@@ -417,8 +418,8 @@ def prepare(
     split = plan_split(definition, snapshots, labels_from)
 
     step("labels + features")
-    data = assemble_training_set(definition, split, raw_dir, source, labels_from)
-    test_events = int(data.part("test")["label"].sum())
+    labels = labelled_rows(definition, split, raw_dir, labels_from)
+    test_events = int(labels.loc[labels["role"] == "test", "label"].sum())
     if not split.cross_validated and test_events < config.min_test_events:
         why = (
             f"only {test_events} events in the test snapshot {split.test} (out-of-time tests "
@@ -426,12 +427,9 @@ def prepare(
         )
         months = [*split.train, *split.valid, split.test]
         split = cross_validation_split(months, definition.horizon_months, split.holdout_share, why)
-        data.frame["role"] = split.roles(data.frame)
-    if not split.cross_validated:
-        # Out of time (large books): the parts become slices of one frame. Cross-validation keeps
-        # the original order: its folds and LightGBM's bagging follow it, and small books gain
-        # nothing from slices.
-        data.order_by_role()
+        labels["role"] = split.roles(labels)
+    data = assemble_training_set(definition, split, labels, source)
+    del labels
     alignment_key = definition.key_features[0] if definition.align_by_key else None
     alignment = {}
     if alignment_key:
@@ -440,10 +438,7 @@ def prepare(
         data.frame = add_aligned_columns(data.frame, alignment_key, alignment)
         data.features = [*data.features, *alignment]
     categories = categorical_levels(data.part("train"), data.categorical)
-    # Swap the raw feature columns for the model's encoding without holding a third copy.
-    prepared = prepare_features(data.frame, data.features, categories)
-    data.frame = pd.concat([data.frame.drop(columns=data.features), prepared], axis=1)
-    del prepared
+    encode_in_place(data.frame, data.features, categories)
     # Slices of the frame, not copies (see TrainingSet.part).
     train, valid, seen = data.part("train"), data.part("valid"), data.part("train", "valid")
     test = seen if split.cross_validated else data.part("test")

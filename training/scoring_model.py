@@ -32,9 +32,7 @@ def prepare_features(
     float32 because LightGBM bins in float32 anyway and it halves a training frame's memory; the
     numeric block is converted in one numpy step, which keeps one-row requests cheap.
     """
-    missing = [f for f in features if f not in frame.columns]
-    if missing:
-        raise KeyError(f"input lacks {len(missing)} model feature(s): {missing[:10]}")
+    _require(frame, features)
     numeric = [f for f in features if f not in categories]
     block = frame[numeric]
     odd = {
@@ -53,6 +51,30 @@ def prepare_features(
             values = column.astype("string").astype(object).where(column.notna(), None)
             out[name] = pd.Categorical(values, categories=categories[name])
     return out[features] if categories else out
+
+
+def encode_in_place(
+    frame: pd.DataFrame, features: list[str], categories: dict[str, list[str]]
+) -> None:
+    """:func:`prepare_features`'s encoding of ``features``, written into ``frame`` itself (the
+    columns keep their places): a training frame of gigabytes is not copied.
+
+    Columns that are float32 already (the fetched features) are what the encoding would make of
+    them and stay as they are; only the others are encoded and swapped in."""
+    _require(frame, features)
+    changed = [f for f in features if f in categories or frame[f].dtype != np.float32]
+    if changed:
+        encoded = prepare_features(
+            frame, changed, {c: categories[c] for c in changed if c in categories}
+        )
+        for name in changed:
+            frame[name] = encoded[name]
+
+
+def _require(frame: pd.DataFrame, features: list[str]) -> None:
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise KeyError(f"input lacks {len(missing)} model feature(s): {missing[:10]}")
 
 
 @dataclass
