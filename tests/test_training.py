@@ -305,6 +305,67 @@ def test_training_parts_are_slices_of_the_frame_with_the_rows_a_selection_gives(
     assert TrainingSet(frame, ["x"], []).part("train")["customer_id"].tolist() == [2, 5]
 
 
+@pytest.mark.parametrize("answer_reversed", [False, True])
+def test_a_training_set_gives_each_label_row_its_entitys_features_in_role_order(answer_reversed):
+    """Roles are settled on the labels, so rows no role uses are never fetched and, out of time,
+    the rows come in role order before the join. Every label row gets its own entity's features,
+    whether the entity has one row or one per product, and whatever order the source answers in
+    (a source that reorders its rows is joined on the keys)."""
+    from dataclasses import replace
+
+    from models import get_definition
+    from training.dataset import assemble_training_set
+    from training.split import OutOfTimeSplit
+
+    jan, feb = pd.Timestamp("2025-01-01"), pd.Timestamp("2025-02-01")
+    labels = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2, 2, 3],
+            "event_timestamp": [jan, jan, jan, feb, feb],
+            "product": ["card", "loan", "card", "card", "loan"],
+            "label": [0, 1, 0, 1, 1],
+            "role": [
+                "valid",  # customer 1 in January, two products: one entity fetched for both
+                "valid",
+                "unused",  # customer 2 in January: no role, never fetched
+                "train",  # customer 2 in February: first after ordering
+                "test",  # customer 3 in February: last
+            ],
+        }
+    )
+    asked = []
+
+    def source(entities: pd.DataFrame, service: str) -> pd.DataFrame:
+        asked.extend(
+            zip(entities["customer_id"], entities["event_timestamp"].dt.month, strict=True)
+        )
+        # spend = 10 x customer + month: says whose features a row got
+        answer = entities.assign(
+            spend=entities["customer_id"] * 10.0 + entities["event_timestamp"].dt.month
+        )
+        return answer.iloc[::-1] if answer_reversed else answer
+
+    split = OutOfTimeSplit(train=(feb.date(),), valid=(jan.date(),), test=feb.date(), gap_months=0)
+    data = assemble_training_set(get_definition("cross_sell"), split, labels, source)
+    rows = data.frame[["customer_id", "product", "role", "label", "spend"]]
+    assert rows.values.tolist() == [
+        [2, "card", "train", 1, 22.0],
+        [1, "card", "valid", 0, 11.0],
+        [1, "loan", "valid", 1, 11.0],
+        [3, "loan", "test", 1, 32.0],
+    ]
+    assert sorted(asked) == [(1, 1), (2, 2), (3, 2)]
+    assert data.features == ["product", "spend"] and data.categorical == ["product"]
+    assert data.frame["spend"].dtype == np.float32
+
+    # Cross-validated: the labels' own order.
+    data = assemble_training_set(
+        get_definition("cross_sell"), replace(split, cross_validated=True), labels, source
+    )
+    assert data.frame["customer_id"].tolist() == [1, 1, 2, 3]
+    assert data.frame["spend"].tolist() == [11.0, 11.0, 22.0, 32.0]
+
+
 def test_encoding_in_place_gives_the_scoring_models_encoding_without_copying_float_columns():
     """Training encodes its frame in place; serving calls prepare_features: same values."""
     from training.scoring_model import encode_in_place, prepare_features

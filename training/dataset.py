@@ -150,11 +150,14 @@ def assemble_training_set(
     if not split.cross_validated:
         labels = in_role_order(labels)
     labels = labels.reset_index(drop=True)
-    entities = labels[ENTITY].drop_duplicates().reset_index(drop=True)
+    # Each label row's entity, numbered in order of first appearance: the entities to fetch.
+    entity_of, _ = pd.factorize(pd.MultiIndex.from_frame(labels[ENTITY]))
+    first = np.unique(entity_of, return_index=True)[1]
+    entities = labels[ENTITY].iloc[first].reset_index(drop=True)
     features = fetch_features(
         entities, definition.feature_service, features_from, get_settings().training.fetch_rows
     )
-    frame = labels.merge(features, on=ENTITY, how="left", validate="many_to_one")
+    frame = _with_labels(features, entities, labels, entity_of)
     del features
     feature_columns = [c for c in frame.columns if c not in labels.columns]
     if not feature_columns:
@@ -166,3 +169,20 @@ def assemble_training_set(
         if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
     ]
     return TrainingSet(frame, inputs, categorical, customer_share=share)
+
+
+def _with_labels(
+    features: pd.DataFrame, entities: pd.DataFrame, labels: pd.DataFrame, entity_of: np.ndarray
+) -> pd.DataFrame:
+    """The labels' rows with their entity's features. The fetched frame (one row per entity, in
+    ``entities``' order) takes the label columns itself, so where each entity has one label row
+    (churn, credit risk) the features are not copied, and where it has several (cross-sell: one
+    per product) they are taken once. A merge would hold both frames and its result at once."""
+    if len(features) != len(entities) or not features[ENTITY].equals(entities):
+        # A source that reorders or drops rows: join on the keys instead.
+        return labels.merge(features, on=ENTITY, how="left", validate="many_to_one")
+    if len(entity_of) != len(features):
+        features = features.take(entity_of).reset_index(drop=True)
+    for column in labels.columns.difference(ENTITY, sort=False):
+        features[column] = labels[column].to_numpy()
+    return features
