@@ -151,9 +151,8 @@ def assemble_training_set(
         labels = in_role_order(labels)
     labels = labels.reset_index(drop=True)
     # Each label row's entity, numbered in order of first appearance: the entities to fetch.
-    entity_of, _ = pd.factorize(pd.MultiIndex.from_frame(labels[ENTITY]))
-    first = np.unique(entity_of, return_index=True)[1]
-    entities = labels[ENTITY].iloc[first].reset_index(drop=True)
+    entity_of = labels.groupby(ENTITY, sort=False).ngroup().to_numpy()
+    entities = labels.loc[~labels.duplicated(ENTITY), ENTITY].reset_index(drop=True)
     features = fetch_features(
         entities, definition.feature_service, features_from, get_settings().training.fetch_rows
     )
