@@ -7,6 +7,7 @@ will see. The snapshots to use are the fully labelled month starts after a warm-
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -182,6 +183,10 @@ def _with_labels(
         return labels.merge(features, on=ENTITY, how="left", validate="many_to_one")
     if len(entity_of) != len(features):
         features = features.take(entity_of).reset_index(drop=True)
-    for column in labels.columns.difference(ENTITY, sort=False):
-        features[column] = labels[column].to_numpy()
+    # The fetched frame holds a block per column (Feast's chunks), so pandas warns that adding
+    # more is slow; for these few columns it is not, and consolidating would copy the features.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        for column in labels.columns.difference(ENTITY, sort=False):
+            features[column] = labels[column].to_numpy()
     return features
