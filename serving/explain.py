@@ -84,7 +84,8 @@ def contributions(model: CompiledModel, rows: FeatureRows, product: str | None) 
     """:class:`Contributions` of ``model`` for ``rows`` (``product``: the cross-sell offer)."""
     matrix = model.matrix(rows, None if model.key is None else [product])
     shap = model.contributions(matrix)
-    return Contributions(shap[:, :-1], shap[:, -1], model.raw_score(matrix), model.predict(matrix))
+    raw = model.raw_score(matrix)
+    return Contributions(shap[:, :-1], shap[:, -1], raw, model.predict(matrix, raw))
 
 
 def shown_values(model: CompiledModel, rows: FeatureRows, product: str | None) -> list[list]:
@@ -92,18 +93,29 @@ def shown_values(model: CompiledModel, rows: FeatureRows, product: str | None) -
     float32 the booster is fed: a reason must quote the customer's data exactly), the text of a
     categorical (None when the model never saw it), the offer for the key, and for an aligned
     input (``int_page_views_offered_3m``) the offered product's column."""
-    columns = []
-    for feature in model.features:
+    n, features = len(rows), model.features
+    out = [[None] * len(features) for _ in range(n)]
+    numeric = []  # (input's position, the store column it quotes) for the numeric inputs
+    for i, feature in enumerate(features):
         if feature == model.key:
-            columns.append([product] * len(rows))
+            for row in out:
+                row[i] = product
         elif feature in model.codes:
             levels = model.codes[feature]
-            columns.append([v if v in levels else None for v in rows[feature]])
+            for row, v in zip(out, rows[feature], strict=True):
+                row[i] = v if v in levels else None
         else:
             source = model.alignment.get(feature, {}).get(product, feature)
-            values = rows[source] if source in rows.layout.index else np.full(len(rows), np.nan)
-            columns.append([None if v != v else v for v in values.tolist()])
-    return [list(row) for row in zip(*columns, strict=True)] if columns else [[]] * len(rows)
+            if source in rows.layout.index:  # else: the bank has no such column, unknown
+                numeric.append((i, source))
+    if numeric:  # one gather and one tolist for all of them (this is per /explain)
+        at = [i for i, _ in numeric]
+        block = rows.numeric[:, rows.layout.positions([s for _, s in numeric])].tolist()
+        for row, values in zip(out, block, strict=True):
+            for i, v in zip(at, values, strict=True):
+                if v == v:  # NaN stays None
+                    row[i] = v
+    return out
 
 
 def format_value(value) -> str:

@@ -169,11 +169,12 @@ class CompiledModel:
         """The booster's log-odds per row."""
         return self._predict(matrix, raw_score=True)
 
-    def predict(self, matrix: np.ndarray) -> np.ndarray:
-        """Probability of the event per row (calibrated when the model calibrates)."""
+    def predict(self, matrix: np.ndarray, raw: np.ndarray | None = None) -> np.ndarray:
+        """Probability of the event per row (calibrated when the model calibrates); ``raw``: the
+        rows' :meth:`raw_score` when the caller has it already (one booster call fewer)."""
         if self.calibration is None:
             return self._predict(matrix)
-        raw = self.raw_score(matrix)
+        raw = self.raw_score(matrix) if raw is None else raw
         probability = None if self.calibration.on_raw_score else self._predict(matrix)
         return self.calibration(raw, probability)
 
