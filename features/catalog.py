@@ -19,6 +19,9 @@ from features.definitions import SERVICES, service_features
 from features.spec import Feature, FeatureGroup
 from features.views import groups
 
+#: The last contract's declared features, found by identity (see _features).
+_last: tuple[BankContract, dict[str, Feature]] | None = None
+
 
 def _features() -> dict[str, Feature]:
     global _last
@@ -29,9 +32,6 @@ def _features() -> dict[str, Feature]:
     if last is None or last[0] is not contract:
         _last = last = (contract, _declared(contract))
     return last[1]
-
-
-_last: tuple[BankContract, dict[str, Feature]] | None = None
 
 
 @lru_cache(maxsize=8)
