@@ -280,14 +280,16 @@ class OnlineReader:
                 if not values:
                     continue
                 # Decoded into a list and stored in one assignment: a numpy element store per
-                # value was a tenth of the read (issue 12). An unset value stays NaN.
+                # value made decoding a customer 87 µs against 72 (issue 12). Unset stays NaN.
                 decoded = []
                 for name in names:
                     value = values.get(name)
                     kind = value.WhichOneof("val") if value is not None else None
                     decoded.append(nan if kind is None else getattr(value, kind))
                 numeric[i, columns] = decoded
-                if decoded.count(nan) < len(decoded):  # counts this very object: the unset
+                # list.count matches by identity first, so it counts exactly the unset values
+                # (a NaN the store holds is another object, and counts as found, as before).
+                if decoded.count(nan) < len(decoded):
                     found[i] = True
                 for name in text_plan:
                     value = values.get(name)
