@@ -69,6 +69,22 @@ KNOWN_LOGS: tuple[tuple[str, str, str], ...] = (
         "Saving scikit-learn models in the pickle or cloudpickle format",
         "The same notice for the scikit-learn challengers our pipeline logs and reloads itself.",
     ),
+    (
+        "mlflow.pyfunc",
+        "Validating input example against model signature",
+        "MLflow announces a check it runs on every logged model; a mismatch raises an error, "
+        "which still stops the run.",
+    ),
+    (
+        "mlflow.store.db.utils",
+        "Creating initial MLflow database tables",
+        "The embedded tracking store's first use; `crmscore train` reports the run itself.",
+    ),
+    (
+        "mlflow.store.db.utils",
+        "Updating database tables",
+        "Its schema migration at the same first use, with nothing for the user to do.",
+    ),
 )
 
 
