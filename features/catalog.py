@@ -8,6 +8,7 @@ sentence; training uses :func:`categorical_features` to tell encoders what is a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -129,10 +130,20 @@ def as_model_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
 
 def describe(name: str) -> str:
     """The plain-language description of feature ``name`` (the one stored in Feast)."""
-    try:
-        return _features()[name].description
-    except KeyError:
-        raise KeyError(f"unknown feature {name!r}") from None
+    return describer()(name)
+
+
+def describer() -> Callable[[str], str]:
+    """:func:`describe` for the contract in force now: one contract check for many lookups."""
+    declared = _features()
+
+    def describe(name: str) -> str:
+        try:
+            return declared[name].description
+        except KeyError:
+            raise KeyError(f"unknown feature {name!r}") from None
+
+    return describe
 
 
 def view_of(name: str) -> str:

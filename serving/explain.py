@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 if TYPE_CHECKING:
     from features.online import FeatureRows
+    from serving.reasons import ReasonFamily
     from training.compiled_model import CompiledModel
 
 #: What a positive contribution raises, per model (the cross-sell phrase takes the product).
@@ -93,10 +96,8 @@ def shown_values(model: CompiledModel, rows: FeatureRows, product: str | None) -
     float32 the booster is fed: a reason must quote the customer's data exactly), the text of a
     categorical (None when the model never saw it), the offer for the key, and for an aligned
     input (``int_page_views_offered_3m``) the offered product's column."""
-    n, features = len(rows), model.features
-    out = [[None] * len(features) for _ in range(n)]
-    numeric = []  # (input's position, the store column it quotes) for the numeric inputs
-    for i, feature in enumerate(features):
+    out = [[None] * len(model.features) for _ in range(len(rows))]
+    for i, feature in enumerate(model.features):
         if feature == model.key:
             for row in out:
                 row[i] = product
@@ -104,10 +105,8 @@ def shown_values(model: CompiledModel, rows: FeatureRows, product: str | None) -
             levels = model.codes[feature]
             for row, v in zip(out, rows[feature], strict=True):
                 row[i] = v if v in levels else None
-        else:
-            source = model.alignment.get(feature, {}).get(product, feature)
-            if source in rows.layout.index:  # else: the bank has no such column, unknown
-                numeric.append((i, source))
+    index = rows.layout.index  # a column the bank's data lacks stays None: unknown
+    numeric = [(i, s) for i, s in model.numeric_sources(product) if s in index]
     if numeric:  # one gather and one tolist for all of them (this is per /explain)
         at = [i for i, _ in numeric]
         block = rows.numeric[:, rows.layout.positions([s for _, s in numeric])].tolist()
@@ -126,17 +125,24 @@ def format_value(value) -> str:
     return str(value)
 
 
-def describe_input(model: CompiledModel, feature: str, product: str | None) -> str:
-    """What ``feature`` measures, from the feature store's description.
+def describe_input(
+    model: CompiledModel,
+    feature: str,
+    product: str | None,
+    describe: Callable[[str], str] | None = None,
+) -> str:
+    """What ``feature`` measures, from the feature store's description (``describe``: a
+    :func:`features.catalog.describer`, when the caller asks for several).
 
     Inputs the model derives itself (cross-sell's product-aligned columns, e.g.
     ``int_page_views_offered_3m``) are described by the store column they were read from for the
     offered product (``int_page_views_mortgage_3m``).
     """
-    from features.catalog import describe
+    from features.catalog import describer
 
     if feature == model.key:
         return "The product offered"
+    describe = describe or describer()
     try:
         return describe(feature)
     except KeyError:
@@ -147,11 +153,16 @@ def describe_input(model: CompiledModel, feature: str, product: str | None) -> s
 
 
 def sentence(
-    feature: str, value, contribution: float, model: CompiledModel, product: str | None
+    feature: str,
+    value,
+    contribution: float,
+    model: CompiledModel,
+    product: str | None,
+    describe: Callable[[str], str] | None = None,
 ) -> str:
     """``"<what the feature measures> is <value>: raises|lowers <outcome>."``"""
     # The first clause, without a trailing aside: "Days since the last salary credit".
-    text = describe_input(model, feature, product)
+    text = describe_input(model, feature, product, describe)
     head = re.sub(r"\s*\([^)]*\)$", "", text.split(";")[0].strip().rstrip("."))
     outcome = OUTCOMES.get(model.name, "the score").format(
         product=(product or "").replace("_", " ")
@@ -187,6 +198,21 @@ class ReasonPolicy:
         )
 
 
+@lru_cache(maxsize=64)
+def reason_families(
+    features: tuple[str, ...], left_out: frozenset[str]
+) -> tuple[tuple[ReasonFamily, tuple[int, ...]], ...]:
+    """The reason families of a model's ``features`` but ``left_out``, each with its members'
+    positions in input order: looked up once per model and policy, not per feature and row."""
+    from serving.reasons import family_of
+
+    members: dict[ReasonFamily, list[int]] = {}
+    for i, feature in enumerate(features):
+        if feature not in left_out:
+            members.setdefault(family_of(feature), []).append(i)
+    return tuple((family, tuple(at)) for family, at in members.items())
+
+
 def reason_codes(
     model: CompiledModel,
     values: dict[str, float | str | None],
@@ -200,38 +226,36 @@ def reason_codes(
     Left out: the key input (the product a cross-sell score is for: it says what was asked, not
     why this customer scores as they do) and the withheld attributes. Both still count in
     ``contributions``. A family is named by its leading feature (the one pushing hardest its
-    way), whose value and sentence the reason quotes."""
-    from serving.reasons import family_of
-
-    families: dict[str, list[tuple[str, float]]] = {}
-    for feature, c in contribution.items():
-        if feature != model.key and feature not in policy.withheld and c != 0:
-            families.setdefault(family_of(feature).code, []).append((feature, c))
+    way), whose value and sentence the reason quotes; its ``features`` are the members that
+    pushed at all (a zero contribution is no reason)."""
+    names = tuple(contribution)
+    pushes = list(contribution.values())
     sign = {"raises": 1.0, "lowers": -1.0, "both": 0.0}[policy.direction]
     ranked = []
-    for code, members in families.items():
-        total = math.fsum(c for _, c in members)
+    for family, at in reason_families(names, policy.withheld | {model.key}):
+        pushed = [i for i in at if pushes[i] != 0]
+        total = math.fsum(pushes[i] for i in pushed)
         if total == 0 or total * sign < 0:
             continue
         way = 1.0 if total > 0 else -1.0
-        lead, _ = max(members, key=lambda m: m[1] * way)  # first of equals: input order
-        ranked.append((-abs(total), code, total, lead, [f for f, _ in members]))
+        lead = max(pushed, key=lambda i: pushes[i] * way)  # first of equals: input order
+        ranked.append((-abs(total), family.code, family, total, names[lead], pushed))
     ranked.sort(key=lambda r: (r[0], r[1]))
-    out = []
-    for _, code, total, lead, members in ranked[: policy.top_k]:
-        family = family_of(lead)
-        out.append(
-            ReasonCode(
-                code=code,
-                text=family.text,
-                feature=lead,
-                value=values[lead],
-                contribution=total,
-                sentence=sentence(lead, values[lead], total, model, product),
-                features=members,
-            )
+    from features.catalog import describer
+
+    describe = describer()  # one contract check for all the sentences
+    return [
+        ReasonCode(
+            code=family.code,
+            text=family.text,
+            feature=lead,
+            value=values[lead],
+            contribution=total,
+            sentence=sentence(lead, values[lead], total, model, product, describe),
+            features=[names[i] for i in pushed],
         )
-    return out
+        for _, _, family, total, lead, pushed in ranked[: policy.top_k]
+    ]
 
 
 def explain_rows(

@@ -463,6 +463,20 @@ def test_at_most_four_reasons_that_raise_the_score_by_default_ties_by_code():
     assert both == ["A01", "T01", "C01"]
 
 
+def test_a_zero_contribution_is_neither_a_reason_nor_a_member_of_one():
+    contribution = {
+        "credit_worst_dpd_3m": 0.30,  # C01's one push
+        "credit_current_dpd": 0.0,  # C01 too, but it did not push: not listed
+        "txn_fees_3m": 0.0,  # T09's only member, no push: no T09 reason
+        "age_years": 0.10,  # A01
+    }
+    reasons = _reasons(contribution, top_k=10)
+    assert [(r.code, r.features) for r in reasons] == [
+        ("C01", ["credit_worst_dpd_3m"]),
+        ("A01", ["age_years"]),
+    ]
+
+
 def test_withheld_attributes_and_the_key_input_are_never_reasons():
     withheld = frozenset({"age_years", "region", "occupation"})
     codes = [r.code for r in _reasons(CONTRIBUTION, withheld=withheld, top_k=10)]

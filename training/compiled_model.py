@@ -88,6 +88,9 @@ class CompiledModel:
     #: The key input (``product``) and the aligned inputs: name -> {key level: source column}.
     key: str | None = None
     alignment: dict[str, dict[str, str]] = field(default_factory=dict)
+    _sources: dict[str | None, tuple[tuple[int, str], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, model: ScoringModel) -> CompiledModel:
@@ -131,6 +134,18 @@ class CompiledModel:
         key = [i for i, f in enumerate(self.features) if f == self.key]
         aligned = [i for i, f in enumerate(self.features) if f in self.alignment]
         return plain, [self.features[i] for i in plain], categorical, key, aligned
+
+    def numeric_sources(self, key: str | None) -> tuple[tuple[int, str], ...]:
+        """(position, store column) of each numeric input for a row offered ``key``: the input's
+        own column, or for an aligned input the key level's column; worked out once per key."""
+        found = self._sources.get(key)
+        if found is None:
+            found = self._sources[key] = tuple(
+                (i, self.alignment.get(f, {}).get(key, f))
+                for i, f in enumerate(self.features)
+                if f != self.key and f not in self.codes
+            )
+        return found
 
     def matrix(self, rows: FeatureRows, keys: Sequence[str] | None = None) -> np.ndarray:
         """The float32 input matrix of ``rows``; with ``keys`` (a key level per block), one block
