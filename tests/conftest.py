@@ -16,6 +16,12 @@ def pytest_configure(config: pytest.Config) -> None:
     for known in KNOWN:
         category = f"{known.category.__module__}.{known.category.__qualname__}"
         config.addinivalue_line("filterwarnings", f"ignore:{known.message}:{category}")
+    # Feast's modules call warnings.simplefilter("once", DeprecationWarning) when imported: during
+    # a test, that lands in front of the filters above and the first test to import Feast reports
+    # the known warnings anyway. Imported here, before any test, it sits behind them. xdist's
+    # controller runs no test, so only its workers (and a run without -n) pay for the import.
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        import feast  # noqa: F401
 
 
 #: Extraction time of the tiny bank: every event lies before it.
