@@ -13,6 +13,12 @@ Each latency sample round sends one request of every kind and times every floor 
 so all of them see the same machine load. A figure's ratio is the endpoint's percentile over
 (HTTP floor + engine floor) at the same percentile: what the serving code adds, as a multiple.
 
+Every HTTP figure is taken twice in each round: with httpx (what a Python service would use) and
+with a lean client, one keep-alive socket sending each request in one write and reading the
+answer by its ``Content-Length``. httpx costs 0.5-0.9 ms of every request itself, more for a POST
+with a body than for ``GET /livez``, so its ratios charge part of the client to the server; the
+lean client's are the server's own.
+
 Batches: ``POST /score`` with 100 and 1,000 ids (sequential requests), in customers/s, against the
 store's reader alone on the same ids. And ``crmscore score``'s path over the whole book (offline
 snapshot), customers/s.
@@ -49,6 +55,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-admin-key"
 PERCENTILES = (50, 99, 99.9)
+#: Suffix of the lean client's figures (see the module docstring).
+LEAN = "_lean"
+HTTP = ("livez", "score", "explain")
 
 
 def use_stack(root: Path) -> None:
@@ -225,6 +234,47 @@ class Floors:
         booster.predict(matrix, raw_score=True, num_threads=1)
 
 
+class LeanClient:
+    """HTTP/1.1 on one keep-alive socket, no HTTP library: each request goes out in one write
+    and each answer is read by its ``Content-Length`` (every answer of the server has one)."""
+
+    def __init__(self, url: str, key: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.head = f"Host: {host}\r\nX-API-Key: {key}\r\n"
+        self.sock = socket.create_connection((host, int(port)))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.pending = b""
+
+    def request(self, method: str, path: str, body: dict | None = None) -> int:
+        """Send one request and read its whole answer; returns the status code."""
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = f"{method} {path} HTTP/1.1\r\n{self.head}"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+        self.sock.sendall(head.encode() + b"\r\n" + payload)
+        while b"\r\n\r\n" not in self.pending:
+            self.pending += self._receive()
+        header, _, rest = self.pending.partition(b"\r\n\r\n")
+        lines = header.decode("latin-1").split("\r\n")
+        sizes = [v for k, _, v in (line.partition(":") for line in lines[1:])
+                 if k.strip().lower() == "content-length"]  # fmt: skip
+        if not sizes:
+            raise RuntimeError(f"{path}: an answer without Content-Length: {lines[0]}")
+        while len(rest) < int(sizes[0]):
+            rest += self._receive()
+        self.pending = rest[int(sizes[0]) :]
+        return int(lines[0].split(" ")[1])
+
+    def _receive(self) -> bytes:
+        data = self.sock.recv(65536)
+        if not data:
+            raise RuntimeError("the server closed the connection")
+        return data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
@@ -237,8 +287,9 @@ def latencies(url: str, floors: Floors, ids: list[int], rounds: int) -> dict[str
 
     rng = random.Random(0)
     samples: dict[str, list[float]] = {
-        k: [] for k in ("livez", "score", "explain", "floor_score", "floor_explain")
+        k: [] for k in ("floor_score", "floor_explain", *HTTP, *(f"{h}{LEAN}" for h in HTTP))
     }
+    lean = LeanClient(url, KEY)
     with httpx.Client(headers={"X-API-Key": KEY}, timeout=60) as client:
 
         def ok(response) -> None:
@@ -246,6 +297,10 @@ def latencies(url: str, floors: Floors, ids: list[int], rounds: int) -> dict[str
                 raise RuntimeError(
                     f"{response.url} answered {response.status_code}: {response.text}"
                 )
+
+        def lean_ok(method: str, path: str, body: dict | None = None) -> None:
+            if (status := lean.request(method, path, body)) != 200:
+                raise RuntimeError(f"{path} answered {status} to the lean client")
 
         probes = {
             "livez": lambda c: ok(client.get(f"{url}/livez")),
@@ -255,6 +310,11 @@ def latencies(url: str, floors: Floors, ids: list[int], rounds: int) -> dict[str
             ),
             "floor_score": floors.score,
             "floor_explain": floors.explain,
+            f"livez{LEAN}": lambda c: lean_ok("GET", "/livez"),
+            f"score{LEAN}": lambda c: lean_ok("POST", "/score", {"customer_ids": [c]}),
+            f"explain{LEAN}": lambda c: lean_ok(
+                "POST", "/explain", {"customer_id": c, "model": "credit_risk"}
+            ),
         }
         for warm in range(50):
             for probe in probes.values():
@@ -263,6 +323,7 @@ def latencies(url: str, floors: Floors, ids: list[int], rounds: int) -> dict[str
             customer = rng.choice(ids)
             for name, probe in probes.items():
                 samples[name].append(timed(lambda p=probe, c=customer: p(c)))
+    lean.close()
     return samples
 
 
@@ -324,14 +385,18 @@ def measure(folder: Path, workers: int, rounds: int, batch_requests: int) -> dic
     finally:
         stop_server(process)
     figures = {name: percentiles(values) for name, values in samples.items()}
-    ratios = {
-        endpoint: [
+    ratios = {  # each client's endpoint over its own HTTP floor + the engine floor
+        f"{endpoint}{client}": [
             e / (h + f)
             for e, h, f in zip(
-                figures[endpoint], figures["livez"], figures[f"floor_{endpoint}"], strict=True
-            )  # fmt: skip
+                figures[f"{endpoint}{client}"],
+                figures[f"livez{client}"],
+                figures[f"floor_{endpoint}"],
+                strict=True,
+            )
         ]
         for endpoint in ("score", "explain")
+        for client in ("", LEAN)
     }
     return {
         "workers": workers,
@@ -361,6 +426,9 @@ def report(result: dict) -> None:
         "score": "POST /score, 1 customer",
         "floor_explain": "engines: read + pred_contrib",
         "explain": "POST /explain (credit_risk)",
+        f"livez{LEAN}": "lean client: GET /livez (HTTP floor)",
+        f"score{LEAN}": "lean client: POST /score, 1 customer",
+        f"explain{LEAN}": "lean client: POST /explain",
     }
     for key, label in names.items():
         print(f"{label:<42}" + "".join(f"{v:>10.2f}" for v in lat[key]))
