@@ -47,7 +47,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,6 @@ KEY = "bench-admin-key"
 PERCENTILES = (50, 99, 99.9)
 #: Suffix of the lean client's figures (see the module docstring).
 LEAN = "_lean"
-HTTP = ("livez", "score", "explain")
 
 
 def use_stack(root: Path) -> None:
@@ -286,11 +285,10 @@ def latencies(url: str, floors: Floors, ids: list[int], rounds: int) -> dict[str
     import httpx
 
     rng = random.Random(0)
-    samples: dict[str, list[float]] = {
-        k: [] for k in ("floor_score", "floor_explain", *HTTP, *(f"{h}{LEAN}" for h in HTTP))
-    }
-    lean = LeanClient(url, KEY)
-    with httpx.Client(headers={"X-API-Key": KEY}, timeout=60) as client:
+    with (
+        httpx.Client(headers={"X-API-Key": KEY}, timeout=60) as client,
+        closing(LeanClient(url, KEY)) as lean,
+    ):
 
         def ok(response) -> None:
             if response.status_code != 200:
@@ -316,6 +314,7 @@ def latencies(url: str, floors: Floors, ids: list[int], rounds: int) -> dict[str
                 "POST", "/explain", {"customer_id": c, "model": "credit_risk"}
             ),
         }
+        samples: dict[str, list[float]] = {name: [] for name in probes}
         for warm in range(50):
             for probe in probes.values():
                 probe(ids[warm % len(ids)])
@@ -323,7 +322,6 @@ def latencies(url: str, floors: Floors, ids: list[int], rounds: int) -> dict[str
             customer = rng.choice(ids)
             for name, probe in probes.items():
                 samples[name].append(timed(lambda p=probe, c=customer: p(c)))
-    lean.close()
     return samples
 
 
