@@ -228,6 +228,8 @@ def reason_codes(
     ``contributions``. A family is named by its leading feature (the one pushing hardest its
     way), whose value and sentence the reason quotes; its ``features`` are the members that
     pushed at all (a zero contribution is no reason)."""
+    from features.catalog import describer
+
     names = tuple(contribution)
     pushes = list(contribution.values())
     sign = {"raises": 1.0, "lowers": -1.0, "both": 0.0}[policy.direction]
@@ -241,8 +243,6 @@ def reason_codes(
         lead = max(pushed, key=lambda i: pushes[i] * way)  # first of equals: input order
         ranked.append((-abs(total), family.code, family, total, names[lead], pushed))
     ranked.sort(key=lambda r: (r[0], r[1]))
-    from features.catalog import describer
-
     describe = describer()  # one contract check for all the sentences
     return [
         ReasonCode(
