@@ -161,9 +161,11 @@ def sentence(
     describe: Callable[[str], str] | None = None,
 ) -> str:
     """``"<what the feature measures> is <value>: raises|lowers <outcome>."``"""
-    # The first clause, without a trailing aside: "Days since the last salary credit".
+    # The first clause, without a trailing aside: "Days since the last salary credit". Only a
+    # ";" outside parentheses ends the clause: an aside may hold one ("(...; negative = ...)").
     text = describe_input(model, feature, product, describe)
-    head = re.sub(r"\s*\([^)]*\)$", "", text.split(";")[0].strip().rstrip("."))
+    clause = re.split(r";(?![^(]*\))", text)[0]
+    head = re.sub(r"\s*\([^)]*\)$", "", clause.strip().rstrip("."))
     outcome = OUTCOMES.get(model.name, "the score").format(
         product=(product or "").replace("_", " ")
     )

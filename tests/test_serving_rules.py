@@ -382,6 +382,23 @@ def test_reason_sentences_read_like_the_feature_store_descriptions():
     )
 
 
+def test_a_semicolon_inside_an_aside_does_not_cut_the_reason_sentence():
+    from types import SimpleNamespace
+
+    from features.views import groups
+    from serving.explain import sentence
+
+    churn = SimpleNamespace(name="churn", key=None, alignment={})
+    # The description's only ";" sits inside its trailing "(after any posting ...; ...)" aside.
+    assert sentence("txn_min_balance_1m", -120.0, 0.3, churn, None) == (
+        "Lowest balance any current or savings account reached within the last 1 month is -120: "
+        "raises churn risk."
+    )
+    for feature in (f for g in groups() for f in g.features):  # every declared description
+        text = sentence(feature.name, 1.0, 0.1, churn, None)
+        assert text.count("(") == text.count(")") and ";" not in text, (feature.name, text)
+
+
 # --- reason codes for adverse-action notices --------------------------------------------------
 
 
