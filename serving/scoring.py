@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from crmscore.settings import ServingSettings
-from serving.catalogue import Offers, cross_sell_products, holding_feature, offers
+from serving.catalogue import Offers, holding_feature, offers
 from serving.champions import Champions
 from serving.tiers import Tiers, assign_tiers, customer_value
 from training.scorecard import Scorecard
@@ -54,9 +54,12 @@ class Predictions:
     own: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def predict(champions: Champions, rows: FeatureRows) -> Predictions:
-    """The three champions' probabilities for ``rows`` (see the module docstring)."""
-    products = cross_sell_products()
+def predict(
+    champions: Champions, rows: FeatureRows, catalogue: Offers | None = None
+) -> Predictions:
+    """The three champions' probabilities for ``rows`` (see the module docstring); cross-sell's
+    for each product of ``catalogue`` (default: the current contract's)."""
+    products = (catalogue or offers()).products
     n = len(rows)
 
     def probability(model: CompiledModel, keys: tuple[str, ...] | None = None) -> np.ndarray:
@@ -192,11 +195,13 @@ def decide(
     settings: ServingSettings,
     scorecard: Scorecard | None = None,
     models: dict[str, str] | None = None,
+    catalogue: Offers | None = None,
 ) -> Scores:
     """The business rules on ``predictions`` of ``rows`` (row-aligned); ``scorecard`` turns PD
-    into points, ``models`` names the version behind each score (``name -> model/version``)."""
+    into points, ``models`` names the version behind each score (``name -> model/version``),
+    ``catalogue`` gives margins and credit products (default: the current contract's)."""
     products = predictions.products
-    catalogue = offers()  # one contract read for every rule below
+    catalogue = catalogue or offers()  # one contract read for every rule below
     pd_default = predictions.probability_of_default
     propensity = np.where(held_products(rows, products), np.nan, predictions.propensity)
     active = is_active(rows)
@@ -243,4 +248,6 @@ def score_rows(champions: Champions, rows: FeatureRows, settings: ServingSetting
         name: f"{ref['model']}/{ref['version']}" for name, ref in champions.versions().items()
     }
     scorecard = champions.compiled["credit_risk"].scorecard
-    return decide(predict(champions, rows), rows, settings, scorecard, models)
+    catalogue = offers()  # one contract read for the predictions and the rules
+    predictions = predict(champions, rows, catalogue)
+    return decide(predictions, rows, settings, scorecard, models, catalogue)

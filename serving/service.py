@@ -370,7 +370,8 @@ class CrmScore:
                 source = AsOfFeatures(loaded.source, as_of)
                 missing = f"no history before {as_of:%Y-%m-%d}"
             rows, unknown = source.fetch(ids)
-            results = _customer_scores(score_rows(loaded.champions, rows, self.settings))
+            scored = score_rows(loaded.champions, rows, self.settings) if len(rows) else None
+            results = [] if scored is None else _customer_scores(scored)
             return {
                 "results": results,
                 "errors": [
