@@ -393,6 +393,10 @@ def test_score_reports_every_model_and_unknown_ids(server):
         {"customer_id": 987654321, "error": "unknown customer: not in the online store"}
     ]
     assert set(body["models"]) == {"churn", "cross_sell", "credit_risk"}
+    # Nobody known: an answer all the same, with no scores (the rules do not run on zero rows).
+    nobody = call(server, "score", {"customer_ids": [987654321]}, role="marketing").json()
+    assert nobody["results"] == [] and [e["customer_id"] for e in nobody["errors"]] == [987654321]
+    assert set(nobody["models"]) == {"churn", "cross_sell", "credit_risk"}
     for result in body["results"]:
         assert 0 < result["churn"]["probability"] < 1
         assert result["churn"]["model"] == "crmscore-churn" and result["churn"]["version"] == "1"
