@@ -77,7 +77,20 @@ class OnlineFeatures:
         try:
             return self.reader.read(customer_ids)
         except Exception as error:
-            raise Unavailable(f"online feature store unavailable: {error}") from error
+            raise self._unavailable(error) from error
+
+    async def fetch_async(self, customer_ids: list[int]) -> tuple[FeatureRows, list[int]]:
+        """:meth:`fetch` for work on the server's event loop: on a store that reads
+        asynchronously (Redis) the views' reads are in flight together
+        (:meth:`~features.online.OnlineReader.read_async`); the same rows and errors."""
+        try:
+            return await self.reader.read_async(customer_ids)
+        except Exception as error:
+            raise self._unavailable(error) from error
+
+    @staticmethod
+    def _unavailable(error: Exception) -> Unavailable:
+        return Unavailable(f"online feature store unavailable: {error}")
 
 
 class SnapshotFeatures(OnlineFeatures):

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import atexit
 import gc
+import inspect
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -88,6 +90,11 @@ def settle_heap(release: bool = False) -> None:
 # Frozen objects are never finalised: at exit, DuckDB's bindings (nanobind) would report every
 # one of theirs as leaked, a screenful on stderr. Handing them back first lets the exit be quiet.
 atexit.register(gc.unfreeze)
+
+
+def _reraise(error: Exception):
+    """Raise ``error`` again (inline work's exception, answered like the others')."""
+    raise error
 
 
 def tracing_config(sample_rate: float) -> dict[str, Any]:
@@ -300,11 +307,20 @@ class CrmScore:
         ``inline`` work runs on the event loop itself; anything else on a worker thread. Measured
         (issue 12): handing a single-customer request to a thread and back costs two thread
         wake-ups, which on a busy machine doubled /score's latency. Inline work must be small
-        (``serving.inline_max_ids``): the loop answers nothing else meanwhile."""
+        (``serving.inline_max_ids``): the loop answers nothing else meanwhile. Inline work may be
+        a coroutine function, awaiting the store's reads on the loop
+        (:meth:`~serving.feature_source.OnlineFeatures.fetch_async`); it is answered and audited
+        as any other."""
         if not inline:
             return await anyio.to_thread.run_sync(
                 self._answer, ctx, endpoint, customer_ids, work, out, limiter=self._threads
             )
+        if inspect.iscoroutinefunction(work):
+            try:
+                payload = await work()
+            except Exception as error:
+                return self._answer(ctx, endpoint, customer_ids, partial(_reraise, error), out)
+            return self._answer(ctx, endpoint, customer_ids, lambda: payload, out)
         return self._answer(ctx, endpoint, customer_ids, work, out)
 
     def _answer(self, ctx: bentoml.Context, endpoint: str, customer_ids, work, out):
@@ -360,7 +376,7 @@ class CrmScore:
         """Scores of 1 to max_batch customers: churn, cross-sell per product, PD + points, tier,
         next best product. Unknown ids are listed in ``errors``; the others are scored."""
 
-        def work():
+        def prepare():
             ids = self._check_batch(customer_ids, "customer_ids")
             loaded = self._current()
             source, missing = loaded.source, "not in the online store"
@@ -369,20 +385,30 @@ class CrmScore:
                     raise InvalidRequest("as_of: a day between 1900 and 2200", field="as_of")
                 source = AsOfFeatures(loaded.source, as_of)
                 missing = f"no history before {as_of:%Y-%m-%d}"
-            rows, unknown = source.fetch(ids)
+            return loaded, source, ids, missing
+
+        def answer(loaded, missing, rows, unknown):
             scored = score_rows(loaded.champions, rows, self.settings) if len(rows) else None
-            results = [] if scored is None else _customer_scores(scored)
             return {
-                "results": results,
+                "results": [] if scored is None else _customer_scores(scored),
                 "errors": [
                     {"customer_id": i, "error": f"unknown customer: {missing}"} for i in unknown
                 ],
                 "models": loaded.champions.versions(),
             }
 
+        def work():
+            loaded, source, ids, missing = prepare()
+            return answer(loaded, missing, *source.fetch(ids))
+
+        async def work_inline():  # the online store only (no as_of)
+            loaded, source, ids, missing = prepare()
+            return answer(loaded, missing, *(await source.fetch_async(ids)))
+
         ids = customer_ids[: self.settings.max_batch]
-        inline = as_of is None and len(ids) <= self.settings.inline_max_ids
-        return await self._respond(ctx, "score", ids, work, ScoreResponse, inline)
+        if as_of is None and len(ids) <= self.settings.inline_max_ids:
+            return await self._respond(ctx, "score", ids, work_inline, ScoreResponse, True)
+        return await self._respond(ctx, "score", ids, work, ScoreResponse)
 
     @bentoml.api(route="/explain")
     async def explain(
@@ -401,7 +427,7 @@ class CrmScore:
         never given. For ``cross_sell`` give ``product`` (default: the customer's next best
         product). ``base_value + sum(contributions) == raw_score``."""
 
-        def work():
+        def prepare() -> Loaded:
             loaded = self._current()
             if product is not None and model != "cross_sell":
                 raise InvalidRequest("product applies only to model 'cross_sell'", field="product")
@@ -411,7 +437,9 @@ class CrmScore:
                     f"product: unknown product {product!r}; expected one of {list(offers)}",
                     field="product",
                 )
-            rows, unknown = loaded.source.fetch([customer_id])
+            return loaded
+
+        def answer(loaded, rows, unknown):
             if unknown:
                 raise UnknownCustomer(
                     f"customer {customer_id} is not in the online store", field="customer_id"
@@ -437,8 +465,19 @@ class CrmScore:
                 "points": None if points is None else round(float(points[0]), 1),
             }
 
-        inline = self.settings.inline_max_ids >= 1
-        return await self._respond(ctx, "explain", [customer_id], work, ExplainResponse, inline)
+        def work():
+            loaded = prepare()
+            return answer(loaded, *loaded.source.fetch([customer_id]))
+
+        async def work_inline():
+            loaded = prepare()
+            return answer(loaded, *(await loaded.source.fetch_async([customer_id])))
+
+        if self.settings.inline_max_ids >= 1:
+            return await self._respond(
+                ctx, "explain", [customer_id], work_inline, ExplainResponse, True
+            )
+        return await self._respond(ctx, "explain", [customer_id], work, ExplainResponse)
 
     @bentoml.api(route="/score_features")
     async def score_features(

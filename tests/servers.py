@@ -221,6 +221,18 @@ def mlflow_server(
 def redis_server(directory: Path) -> Iterator[str]:
     """A throwaway redis-server on a free loopback port (Debian's package installed if missing);
     yields its ``host:port`` connection string."""
+    port = free_port()
+    process = start_redis(directory, port)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def start_redis(directory: Path, port: int) -> subprocess.Popen:
+    """redis-server on loopback ``port`` once it answers; it keeps nothing on disk, but loads the
+    ``dump.rdb`` a ``SHUTDOWN SAVE`` left in ``directory`` (a restart with the same data)."""
     import redis
 
     if shutil.which("redis-server") is None:
@@ -228,21 +240,15 @@ def redis_server(directory: Path) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed and could not be installed with apt-get")
-    port = free_port()
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                "--appendonly", "no", "--dir", str(directory)]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port)
-        for _ in range(100):
-            try:
-                if client.ping():
-                    break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("redis-server did not answer on loopback")
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    client = redis.Redis(host="127.0.0.1", port=port)
+    for _ in range(100):
+        try:
+            if client.ping():
+                return process
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    process.terminate()
+    pytest.fail("redis-server did not answer on loopback")

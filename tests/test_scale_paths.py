@@ -17,7 +17,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.servers import mlflow_server, postgres_server, redis_server, s3_server
+from tests.servers import mlflow_server, postgres_server, redis_server, s3_server, start_redis
 from tests.stacks import built_stack, stack_env
 from tests.test_serving import start_server, stop_server
 
@@ -52,7 +52,13 @@ def scale_stack(tmp_path_factory):
         with built_stack(
             root, env, customers=700, seed=5, materialise=True, lgbm_overrides=overrides
         ):
-            yield {"root": root, "database": database, "s3": s3, "env": {**os.environ, **env}}
+            yield {
+                "root": root,
+                "database": database,
+                "s3": s3,
+                "redis": redis,
+                "env": {**os.environ, **env},
+            }
 
 
 def test_models_are_registered_in_postgres_with_their_artefacts_in_s3(scale_stack):
@@ -132,6 +138,45 @@ def test_two_replicas_answer_alike_and_each_reloads_a_new_champion(scale_stack, 
     finally:
         for process, _ in replicas:
             stop_server(process)
+
+
+def test_one_customer_is_read_on_the_event_loop_and_a_redis_outage_is_a_503_then_recovers(
+    scale_stack, tmp_path
+):
+    """Single-customer requests await Redis's reads of every view together on the server's event
+    loop (Feast's async reads); batches read on a worker thread. Both give the same scores. With
+    Redis gone, the answer is 503 with the store's reason; once it is back, the same scores."""
+    import redis
+
+    host, port = scale_stack["redis"].split(":")
+    process, url = start_server(scale_stack["env"], tmp_path / "replica.log", CRMSCORE_SERVE)
+    restarted = None
+    try:
+        _wait_ready(url)
+        one = _post(url, "score", {"customer_ids": [1]})
+        batch = _post(url, "score", {"customer_ids": list(range(1, 41))})  # above inline_max_ids
+        assert one["results"][0]["customer_id"] == 1 and batch["results"][0] == one["results"][0]
+        explained = _post(url, "explain", {"customer_id": 1, "model": "credit_risk"})
+        assert explained["reasons"] and explained["customer_id"] == 1
+
+        redis.Redis(host=host, port=int(port)).shutdown(save=True)  # keeps its data on disk
+        down = httpx.post(
+            f"{url}/score",
+            json={"customer_ids": [1]},
+            headers={"X-API-Key": ADMIN_KEY},
+            timeout=120,
+        )
+        assert down.status_code == 503, down.text
+        assert down.json()["error"].startswith("online feature store unavailable: ")
+
+        restarted = start_redis(scale_stack["root"], int(port))
+        assert _post(url, "score", {"customer_ids": [1]}) == one
+        assert _post(url, "explain", {"customer_id": 1, "model": "credit_risk"}) == explained
+    finally:
+        stop_server(process)
+        if restarted is not None:
+            restarted.terminate()
+            restarted.wait(timeout=10)
 
 
 def _post(url: str, endpoint: str, payload: dict) -> dict:

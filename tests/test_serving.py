@@ -9,6 +9,7 @@ the risk officer's HTML report.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -213,6 +214,15 @@ def test_fast_contributions_equal_shap_tree_explainer(loaded, model, product):
     np.testing.assert_allclose(found.probability, champion.predict_proba(frame), rtol=0, atol=1e-9)
 
 
+def _assert_same_rows(got, expected) -> None:
+    (rows, unknown), (want, want_unknown) = got, expected
+    assert unknown == want_unknown and rows.customer_ids == want.customer_ids
+    np.testing.assert_array_equal(rows.numeric, want.numeric)
+    assert {k: v.tolist() for k, v in rows.text.items()} == {
+        k: v.tolist() for k, v in want.text.items()
+    }
+
+
 def test_online_reader_reads_what_feast_get_online_features_returns(loaded):
     from features.catalog import feature_names
     from features.online import get_online_features
@@ -221,6 +231,8 @@ def test_online_reader_reads_what_feast_get_online_features_returns(loaded):
     ids = [3, 987654321, 1, 2]
     rows, unknown = source.fetch(ids)
     assert rows.customer_ids == [3, 1, 2] and unknown == [987654321]
+    assert not source.reader.concurrent  # SQLite: the event loop's read is the same read
+    _assert_same_rows(asyncio.run(source.fetch_async(ids)), (rows, unknown))
     mine = rows.to_frame().set_index("customer_id")
     for service in ("churn", "cross_sell", "credit_risk"):
         feast = get_online_features([3, 1, 2], service).set_index("customer_id")
@@ -247,15 +259,15 @@ def test_redis_online_store_gives_the_same_rows_and_scores(loaded, redis_server)
         try:
             apply()
             materialize()
-            rows, unknown = OnlineFeatures(champions.feature_names()).fetch(ids)
+            redis = OnlineFeatures(champions.feature_names())
+            rows, unknown = redis.fetch(ids)
+            # The event loop's read: every view's read in flight at once, the same rows.
+            assert redis.reader.concurrent
+            _assert_same_rows(asyncio.run(redis.fetch_async(ids)), (rows, unknown))
         finally:
             env.undo()
             get_settings.cache_clear()
-    assert unknown == [987654321] and rows.customer_ids == sqlite_rows.customer_ids
-    np.testing.assert_array_equal(rows.numeric, sqlite_rows.numeric)
-    assert {k: v.tolist() for k, v in rows.text.items()} == {
-        k: v.tolist() for k, v in sqlite_rows.text.items()
-    }
+    _assert_same_rows((rows, unknown), (sqlite_rows, [987654321]))
     settings = ServingSettings()
     pd.testing.assert_frame_equal(
         score_rows(champions, rows, settings).to_frame(),
