@@ -182,6 +182,11 @@ def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+#: The event loop of the floors' async reads, one for the whole run: Feast's Redis store keeps
+#: its async client, bound to the loop it first ran on, for as long as the store lives.
+READ_LOOP = asyncio.new_event_loop()
+
+
 class Floors:
     """The engines behind the endpoints, called in-process on the configured online store."""
 
@@ -196,7 +201,6 @@ class Floors:
         store = get_store()
         self.reader = OnlineReader(store, [*self.champions.feature_names(), *rule_features()])
         self.provider, self.config = store.provider, store.config
-        self.loop = asyncio.new_event_loop()  # for a store's async reads (see read)
         rows, _ = self.reader.read([1])
         compiled = self.champions.compiled
         self.matrices = [
@@ -233,7 +237,7 @@ class Floors:
                     )
                 )
 
-            self.loop.run_until_complete(reads())
+            READ_LOOP.run_until_complete(reads())
             return
         for view, wanted, _, _ in self.reader.plan:
             self.provider.online_read(
