@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import anyio
 import anyio.to_thread
@@ -92,7 +92,7 @@ def settle_heap(release: bool = False) -> None:
 atexit.register(gc.unfreeze)
 
 
-def _reraise(error: Exception):
+def _reraise(error: Exception) -> NoReturn:
     """Raise ``error`` again (inline work's exception, answered like the others')."""
     raise error
 
