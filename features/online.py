@@ -283,7 +283,8 @@ class OnlineReader:
     async def read_async(self, customer_ids: Sequence[int]) -> tuple[FeatureRows, list[int]]:
         """:meth:`read` on an event loop: the views' reads are awaited together on a
         :attr:`concurrent` store (one round trip's wait instead of one per view; the same values),
-        and run as :meth:`read` on any other."""
+        and run as :meth:`read` on any other. Call it from one event loop per store: Feast's
+        Redis store keeps its async client bound to the loop it first ran on."""
         import asyncio
 
         if not self.concurrent:
