@@ -140,6 +140,10 @@ class SnapshotFeatures(OnlineFeatures):
         unknown = [i for i, k in zip(ids, known, strict=True) if not k]
         return (rows.take(known) if unknown else rows), unknown
 
+    async def fetch_async(self, customer_ids: list[int]) -> tuple[FeatureRows, list[int]]:
+        """:meth:`fetch`, the snapshot's join (not the online read the parent would await)."""
+        return self.fetch(customer_ids)
+
 
 class AsOfFeatures:
     """The same vectors as of a given day: each customer's history strictly before it, computed
