@@ -422,8 +422,10 @@ def measure(folder: Path, workers: int, rounds: int, batch_requests: int) -> dic
         gathered = figures.get(f"floor_{endpoint}_gathered")
         reads[endpoint] = "sequential"
         if gathered is not None and gathered[0] < figures[f"floor_{endpoint}"][0]:
+            # the floor is the gathered read; the other read keeps a line of its own
             figures[f"floor_{endpoint}_sequential"] = figures[f"floor_{endpoint}"]
-            figures[f"floor_{endpoint}"], reads[endpoint] = gathered, "gathered"
+            figures[f"floor_{endpoint}"] = figures.pop(f"floor_{endpoint}_gathered")
+            reads[endpoint] = "gathered"
     ratios = {  # each client's endpoint over its own HTTP floor + the engine floor
         f"{endpoint}{client}": [
             e / (h + f)
