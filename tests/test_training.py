@@ -220,6 +220,23 @@ def test_a_row_cap_trains_on_a_customer_sample(first_runs, monkeypatch):
     assert capped.metrics["test_auc"] > 0.55
 
 
+def test_training_threads_are_one_for_small_sets_all_cores_for_large_ones_unless_fixed(monkeypatch):
+    from training.pipeline import training_threads
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2})  # three usable cores
+    monkeypatch.setenv("CRMSCORE_TRAINING__PARALLEL_ROWS", "1000")
+    get_settings.cache_clear()
+    try:
+        assert training_threads(999) == 1  # below the threshold: one thread
+        assert training_threads(1000) == 3  # at it: every usable core
+        monkeypatch.setenv("CRMSCORE_TRAINING__N_JOBS", "2")
+        get_settings.cache_clear()
+        assert training_threads(10) == training_threads(10**7) == 2  # fixed whatever the size
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
 def test_scorecard_points_fall_as_default_probability_rises():
     card = Scorecard(base_points=600, base_odds=50, points_to_double=20)
     pd_grid = np.linspace(0.001, 0.999, 500)

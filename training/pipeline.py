@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import gc
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -107,6 +108,14 @@ def data_fingerprint(raw_dir: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def training_threads(n_rows: int) -> int:
+    """LightGBM threads for a fit on ``n_rows`` rows (``training.n_jobs``, else by size)."""
+    settings = get_settings().training
+    if settings.n_jobs is not None:
+        return settings.n_jobs
+    return 1 if n_rows < settings.parallel_rows else len(os.sched_getaffinity(0))
+
+
 def fit_lightgbm(
     definition: ModelDefinition,
     data: TrainingSet,
@@ -124,7 +133,7 @@ def fit_lightgbm(
         **params,
         monotone_constraints=definition.monotone_constraints(data.features),
         random_state=settings.seed,
-        n_jobs=settings.n_jobs,
+        n_jobs=training_threads(len(train)),
         deterministic=True,
         force_col_wise=True,
         verbose=-1,
