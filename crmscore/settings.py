@@ -165,12 +165,13 @@ class FeatureSettings(BaseModel):
     spark_master: str = "local[*]"
     #: Further Spark settings, e.g. ``{"spark.driver.memory": "8g"}`` (JSON in the environment).
     spark_conf: dict[str, str] = {}
-    #: Customers per pass of the DuckDB feature build. A bigger bank is built in passes over
+    #: Transactions per pass of the DuckDB feature build. A bigger bank is built in passes over
     #: disjoint sets of its customers (each feature is one customer's history), then each table's
-    #: passes are merged: only one pass's intermediate tables (about 3.4 GB per 100,000
-    #: customers) need memory or spill space. In one pass the 1M bank's filled a 44 GB disk;
-    #: at a 6 GB cap, passes of 200,000 still spilled (4.1 min each) where 100,000 fit (1.3 min).
-    build_pass_customers: int = Field(default=100_000, ge=1)
+    #: passes are merged: only one pass's intermediate tables need memory or spill space. Sized
+    #: by transactions, not customers, because the account-month aggregate over them is what
+    #: grows: one pass of the 1M bank's filled a 44 GB disk, and its cost per customer rises
+    #: with the pass (36M transactions: 27 s for that step, 18M: 9.4 s, at a 4-6 GB cap).
+    build_pass_transactions: int = Field(default=15_000_000, ge=1)
     #: DuckDB threads for the feature build and Feast's DuckDB offline store; empty means one per
     #: core.
     duckdb_threads: int | None = None

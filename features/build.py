@@ -176,17 +176,21 @@ class BuildReport:
 
 
 def build_feature_tables(
-    raw_dir: Path | None = None, out_dir: Path | None = None, progress: bool = False
+    raw_dir: Path | None = None,
+    out_dir: Path | None = None,
+    progress: bool = False,
+    log_steps: bool = False,
 ) -> BuildReport:
     """Compute every feature view's snapshot table the raw data allows (see the module docstring).
 
     ``raw_dir`` defaults to ``settings.raw_dir`` and ``out_dir`` to ``settings.features_dir/tables``
-    (the location the Feast sources read). Tables of views the data no longer supports are
-    removed, so the folder holds exactly what Feast will declare.
+    (the location the Feast sources read). ``progress`` shows a bar; ``log_steps`` prints one
+    timestamped line as each step starts instead (a batch job's log). Tables of views the data
+    no longer supports are removed, so the folder holds exactly what Feast will declare.
 
-    On DuckDB a bank of more than ``features.build_pass_customers`` customers is built in passes
-    over disjoint sets of its customers (every feature is one customer's history), whose tables
-    are then merged: only one pass's intermediate tables need memory or spill space.
+    On DuckDB a bank of more than ``features.build_pass_transactions`` transactions is built in
+    passes over disjoint sets of its customers (every feature is one customer's history), whose
+    tables are then merged: only one pass's intermediate tables need memory or spill space.
     """
     from features.store import tables_dir
 
@@ -196,7 +200,7 @@ def build_feature_tables(
     built = dataset.groups()
     passes = build_passes(dataset)
     steps = passes * (len(statements(dataset.contract, set(dataset.columns))) + len(built))
-    with _Progress(progress, steps + (len(built) + 1) * (passes > 1)) as bar:
+    with _Progress(progress, steps + (len(built) + 1) * (passes > 1), log_steps) as bar:
         if passes == 1:
             written = _build_at_once(dataset, built, out_dir, bar)
         else:
@@ -212,17 +216,18 @@ def build_feature_tables(
 
 
 def build_passes(dataset: RawDataset) -> int:
-    """How many passes the build takes: one per ``features.build_pass_customers`` customers on
-    DuckDB; one on Spark, which partitions the work itself."""
+    """How many passes the build takes: one per ``features.build_pass_transactions``
+    transactions on DuckDB (counted from the Parquet footers); one on Spark, which partitions
+    the work itself."""
     import duckdb
 
     settings = get_settings().features
     if settings.engine != "duckdb":
         return 1
-    glob = parquet_glob(dataset.path, "customers")
+    glob = parquet_glob(dataset.path, "transactions")
     with duckdb.connect() as con:
-        customers = con.execute(f"SELECT count(*) FROM read_parquet('{glob}')").fetchone()[0]
-    return max(1, math.ceil(customers / settings.build_pass_customers))
+        rows = con.execute(f"SELECT count(*) FROM read_parquet('{glob}')").fetchone()[0]
+    return max(1, math.ceil(rows / settings.build_pass_transactions))
 
 
 def _run_pass(
@@ -394,10 +399,12 @@ def apply() -> None:
 
 
 class _Progress:
-    """A rich progress bar when asked for, otherwise nothing (tests, library use)."""
+    """A rich progress bar when asked for, or a timestamped line per step, otherwise nothing
+    (tests, library use)."""
 
-    def __init__(self, enabled: bool, total: int) -> None:
+    def __init__(self, enabled: bool, total: int, log_steps: bool = False) -> None:
         self.enabled, self.total, self.started = enabled, total, time.perf_counter()
+        self.log_steps = log_steps and not enabled
 
     def __enter__(self) -> _Progress:
         if self.enabled:
@@ -413,6 +420,8 @@ class _Progress:
     def describe(self, text: str) -> None:
         if self.enabled:
             self.bar.update(self.task, description=text)
+        elif self.log_steps:
+            print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
 
     def advance(self) -> None:
         if self.enabled:
@@ -422,3 +431,5 @@ class _Progress:
         if self.enabled:
             self.bar.update(self.task, description="features: done")
             self.bar.stop()
+        elif self.log_steps and exc[0] is None:
+            print(f"{time.strftime('%H:%M:%S')} features: done", flush=True)

@@ -19,7 +19,9 @@ def _fail(message: str) -> None:
 
 @app.command()
 def build(
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    progress: bool = typer.Option(
+        True, help="Show a progress bar (--no-progress: a timestamped line per step)."
+    ),
 ) -> None:
     """Compute the monthly snapshot feature tables from the raw data, then `feast apply`.
 
@@ -36,7 +38,7 @@ def build(
 
     started = time.perf_counter()
     try:
-        report = build_feature_tables(progress=progress)
+        report = build_feature_tables(progress=progress, log_steps=not progress)
     except (RawDataError, ContractError) as error:
         _fail(str(error))
     except duckdb.Error as error:  # data the contract allows but the SQL cannot digest
