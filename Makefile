@@ -38,7 +38,8 @@ demo: $(STAMP)
 		$(BIN)/crmscore serve
 
 # Test modules run on this many workers (pytest-xdist, one module per worker at a time: a
-# module's stack fixture is built once). Two is CI's core count; training uses one thread.
+# module's stack fixture is built once). Two is CI's core count; the tests' training sets are small
+# enough to fit on one thread each (training.parallel_rows).
 TEST_WORKERS ?= 2
 
 ## Lint and run the whole test suite (what CI runs).
