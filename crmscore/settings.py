@@ -79,6 +79,10 @@ class TrainingSettings(BaseModel):
     #: After early stopping, refit the booster on train + validation rows (not for calibrated
     #: models, nor when the test rows are the held-out customers).
     refit: bool = True
+    #: ... but only below this many training rows. On the 200k synthetic bank's churn set (1.08M
+    #: training rows, 103k validation rows) the refit doubled the fit (85 -> 164 s) and moved
+    #: the test AUC by 0.0004 (0.8164 -> 0.8168, its 95% interval +-0.0065).
+    refit_max_rows: int = Field(default=500_000, ge=1)
     #: Labelled rows (all snapshots, and products for cross-sell) a training set may hold. Above
     #: it, a fixed hash of ``customer_id`` keeps a share of the customers with all their rows:
     #: training memory stays bounded however big the bank grows (a 1M-customer bank trains in the

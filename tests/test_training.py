@@ -237,6 +237,32 @@ def test_training_threads_are_one_for_small_sets_all_cores_for_large_ones_unless
         get_settings.cache_clear()
 
 
+def test_the_refit_runs_only_for_uncalibrated_models_with_unseen_test_customers_below_the_cap(
+    monkeypatch,
+):
+    from datetime import date
+
+    from training.pipeline import refits
+    from training.split import OutOfTimeSplit
+
+    months = (date(2024, 1, 1),)
+    full_gap = OutOfTimeSplit(months, months, date(2024, 6, 1), gap_months=3, horizon_months=3)
+    short_gap = OutOfTimeSplit(months, months, date(2024, 6, 1), gap_months=1, horizon_months=3)
+    monkeypatch.setenv("CRMSCORE_TRAINING__REFIT_MAX_ROWS", "1000")
+    get_settings.cache_clear()
+    try:
+        assert refits(MODELS["churn"], full_gap, 999)  # uncalibrated, full gap, small set
+        assert not refits(MODELS["churn"], full_gap, 1000)  # at the cap: the refit moves nothing
+        assert not refits(MODELS["churn"], short_gap, 10)  # test rows must stay unseen customers
+        assert not refits(CREDIT_RISK, full_gap, 10)  # the calibrator needs the validation rows
+        monkeypatch.setenv("CRMSCORE_TRAINING__REFIT", "false")
+        get_settings.cache_clear()
+        assert not refits(MODELS["churn"], full_gap, 10)  # switched off
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
 def test_scorecard_points_fall_as_default_probability_rises():
     card = Scorecard(base_points=600, base_odds=50, points_to_double=20)
     pd_grid = np.linspace(0.001, 0.999, 500)

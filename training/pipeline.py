@@ -475,17 +475,30 @@ def prepare(
     )
 
 
+def refits(definition: ModelDefinition, split: OutOfTimeSplit, train_rows: int) -> bool:
+    """Whether the early-stopped booster is refitted on train + validation rows.
+
+    Only when nothing downstream needs the validation rows unseen (the calibrator does, and so
+    does a test set restricted to held-out customers), and only below ``training.refit_max_rows``
+    training rows: the refit costs a second whole fit, and on a big set the validation rows it
+    adds (about a tenth more) no longer move the model."""
+    config = get_settings().training
+    return (
+        config.refit
+        and not definition.calibrate
+        and not split.test_holdout_only
+        and train_rows < config.refit_max_rows
+    )
+
+
 def fit(prepared: PreparedData, lgbm_overrides: dict[str, Any] | None = None) -> FittedModels:
     """LightGBM (early-stopped, refitted or calibrated as the definition says) and the baseline."""
     definition, data, split = prepared.definition, prepared.data, prepared.split
     train, valid = prepared.train, prepared.valid
-    config = get_settings().training
     estimator = fit_lightgbm(definition, data, train, valid, lgbm_overrides)
     best_iteration = estimator.best_iteration_
     p_valid = estimator.predict_proba(valid[data.features])[:, 1]  # before any refit: unseen
-    # Refit only when nothing downstream needs the validation rows unseen: the calibrator does,
-    # and so does a test set restricted to held-out customers.
-    refit = config.refit and not definition.calibrate and not split.test_holdout_only
+    refit = refits(definition, split, len(train))
     if refit:
         estimator = refit_on_all_rows(estimator, prepared.seen, data.features)
     calibrator = calibrate(estimator, valid, data.features) if definition.calibrate else None
