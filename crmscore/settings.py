@@ -98,7 +98,7 @@ class TrainingSettings(BaseModel):
     #: LightGBM training threads. Unset (default): one thread below ``parallel_rows`` training
     #: rows, where OpenMP's start-up and spin-waits cost more than they save (and test workers
     #: sharing a box crawl), else every core this process may use (1.8x faster on 2 cores for a
-    #: 2M-row set). A number fixes it whatever the size.
+    #: 1.3M-row set). A number fixes it whatever the size.
     n_jobs: int | None = Field(default=None, ge=1)
     parallel_rows: int = Field(default=200_000, ge=1)
     #: Where a model's labels come from: ``auto`` (default: the bank's outcomes table when it holds

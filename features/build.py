@@ -431,7 +431,7 @@ class _Progress:
         if self.enabled:
             self.bar.update(self.task, description=text)
         elif self.log_steps:
-            print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+            self._log(text)
 
     def advance(self) -> None:
         if self.enabled:
@@ -442,4 +442,8 @@ class _Progress:
             self.bar.update(self.task, description="features: done")
             self.bar.stop()
         elif self.log_steps and exc[0] is None:
-            print(f"{time.strftime('%H:%M:%S')} features: done", flush=True)
+            self._log("features: done")
+
+    @staticmethod
+    def _log(text: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
