@@ -51,3 +51,32 @@ def test_auc_gini_and_calibration_table():
     assert table["observed_rate"].tolist() == pytest.approx([0.5, 0.5])
     assert table["mean_predicted"].tolist() == pytest.approx([0.225, 0.6])
     assert math.isnan(metrics.roc_auc([0, 0], [0.1, 0.2]))
+
+
+def test_a_ranked_score_with_unit_weights_gives_the_plain_metrics():
+    rng = np.random.default_rng(3)
+    y = (rng.random(500) < 0.2).astype(int)
+    # Rounded to two decimals: many tied scores, which every metric must treat as one threshold.
+    score = np.round(np.clip(0.3 * y + rng.random(500) * 0.7, 0, 1), 2)
+    found = metrics.RankedScore(y, score).metrics()
+    assert found["auc"] == pytest.approx(metrics.roc_auc(y, score), abs=1e-12)
+    assert found["ks"] == pytest.approx(metrics.ks_statistic(y, score), abs=1e-12)
+    assert found["pr_auc"] == pytest.approx(metrics.pr_auc(y, score), abs=1e-12)
+    assert found["brier"] == pytest.approx(metrics.brier(y, score), abs=1e-12)
+
+
+def test_weighing_a_row_by_k_is_drawing_it_k_times():
+    y = np.array([0, 1, 0, 1, 0, 1])
+    score = np.array([0.1, 0.2, 0.2, 0.6, 0.7, 0.9])  # 0.2 is a tie across classes
+    weight = np.array([2, 0, 1, 3, 1, 1])  # row 1 (a positive) not drawn, row 3 three times
+    drawn = np.repeat(np.arange(6), weight)
+    weighted = metrics.RankedScore(y, score).metrics(weight)
+    assert weighted == pytest.approx(metrics.RankedScore(y[drawn], score[drawn]).metrics())
+    assert weighted["auc"] == pytest.approx(metrics.roc_auc(y[drawn], score[drawn]))
+    assert weighted["pr_auc"] == pytest.approx(metrics.pr_auc(y[drawn], score[drawn]))
+
+
+def test_metrics_needing_both_classes_are_nan_without_one():
+    found = metrics.RankedScore([0, 0, 1], [0.1, 0.5, 0.9]).metrics(np.array([1, 1, 0]))
+    assert math.isnan(found["auc"]) and math.isnan(found["ks"]) and math.isnan(found["pr_auc"])
+    assert found["brier"] == pytest.approx((0.01 + 0.25) / 2)  # the drawn rows' squared errors

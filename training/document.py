@@ -237,57 +237,23 @@ def _logged_table(path: Path) -> pd.DataFrame:
 # --- statistics the document shows ------------------------------------------------------------
 
 
-def _metric_vector(y: np.ndarray, *scores: np.ndarray) -> np.ndarray:
-    return np.array(
-        [
-            value
-            for p in scores
-            for value in (
-                metrics.roc_auc(y, p),
-                metrics.ks_statistic(y, p),
-                metrics.pr_auc(y, p),
-                metrics.brier(y, p),
-            )
-        ]
-    )
-
-
-def _bootstrap(y: np.ndarray, columns: list[np.ndarray], statistic, config):
-    from scipy.stats import bootstrap
-
-    return bootstrap(
-        (y, *columns),
-        statistic,
-        paired=True,
-        vectorized=False,
-        n_resamples=config.training.bootstrap_rounds,
-        method="percentile",
-        confidence_level=0.95,
-        random_state=np.random.default_rng(config.training.seed),
-    )
-
-
 def performance_table(scores: pd.DataFrame) -> pd.DataFrame:
     """AUC, Gini, KS, PR-AUC and Brier of every model on the test rows, each with a 95 % paired
     bootstrap interval (percentile; the same resamples for every model, so differences between
     rows are comparable), and the champion's AUC lead over each benchmark with its interval."""
-    import sklearn
-
-    config = get_settings()
+    rounds, seed = get_settings().training.bootstrap_rounds, get_settings().training.seed
     names = [m for m in MODELS if m in scores.columns]
-    y = scores["label"].to_numpy(dtype=float)
-    columns = [scores[m].to_numpy(dtype=float) for m in names]
+    ranked = [metrics.RankedScore(scores["label"], scores[m]) for m in names]
 
-    def statistic(y, *p):
-        values = _metric_vector(y, *p)
-        aucs = values[:: len(INTERVAL_METRICS)]
-        return np.r_[values, aucs[0] - aucs[1:]]
+    def statistic(weight: np.ndarray | None = None) -> np.ndarray:
+        found = [r.metrics(weight) for r in ranked]
+        aucs = np.array([m["auc"] for m in found])
+        return np.r_[[m[k] for m in found for k in INTERVAL_METRICS], aucs[0] - aucs[1:]]
 
-    # sklearn re-validates its inputs on every call; checked once here, not 200 times per model.
-    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
-        result = _bootstrap(y, columns, statistic, config)
-    point = statistic(y, *columns)
-    low, high = result.confidence_interval.low, result.confidence_interval.high
+    # Every model on the same resamples (paired), each a weighting of the rows: no re-sorting.
+    point = statistic()
+    resampled = [statistic(w) for w in metrics.resample_weights(len(scores), rounds, seed)]
+    low, high = metrics.percentile_interval(resampled, axis=0)
     rows = []
     for i, name in enumerate(names):
         at = i * len(INTERVAL_METRICS)
