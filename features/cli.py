@@ -75,10 +75,13 @@ def materialize(
 ) -> None:
     """Load every customer's latest feature snapshot into the online store (SQLite or Redis)."""
     from crmscore.settings import get_settings
-    from features.build import RawDataError
+    from features.build import RawDataError, apply
     from features.materialize import materialize as run
 
     try:
+        # `feast apply` first (idempotent): it creates the configured store's tables, so a store
+        # switched by configuration (Redis -> SQLite, a new SQLite path) needs no rebuild.
+        apply()
         snapshot = run(end, progress=True)
     except (RawDataError, ValueError) as error:
         _fail(str(error))

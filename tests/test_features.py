@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -502,6 +506,26 @@ def test_cli_get_prints_a_vector_and_fails_cleanly(store_ready):
 
     result = runner.invoke(app, ["features", "get", str(customer), "--service", "fraud"])
     assert result.exit_code == 1 and "unknown service" in result.output
+
+
+def test_cli_materialize_creates_the_tables_of_a_store_never_applied(store_ready):
+    """An online store switched by configuration (here: a SQLite file that is gone) gets its
+    tables from `features materialize` itself; it failed with 'no such table' and asked for a
+    whole rebuild. Run as a new process, as a user would: this one's store keeps its connection."""
+    import features.store
+
+    crmscore = [Path(sys.executable).parent / "crmscore", "features"]
+    env = {**os.environ, "CRMSCORE_DATA_DIR": str(store_ready["data_dir"])}
+    (get_settings().features_dir / "online.db").unlink()
+    try:
+        loaded = subprocess.run([*crmscore, "materialize"], env=env, capture_output=True, text=True)
+        assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+        profile = _latest(pd.read_parquet(store_ready["tables"]["profile"]))
+        customer = str(int(profile["customer_id"].iloc[0]))
+        read = subprocess.run([*crmscore, "get", customer], env=env, capture_output=True, text=True)
+        assert read.returncode == 0, read.stdout + read.stderr
+    finally:
+        features.store._store.cache_clear()  # the module's later tests read the new file
 
 
 def test_cli_build_without_raw_data_names_what_is_missing(tmp_path):
