@@ -83,12 +83,20 @@ class Champions:
 def bound_registry_calls() -> None:
     """Make MLflow's HTTP calls give up after ``serving.registry_timeout_seconds`` of silence and
     ``serving.registry_max_retries`` retries: its defaults (120 s, 7 retries with backoff) would
-    hold a ``/reload`` for minutes on a hung registry. MLflow reads both at every call."""
+    hold a ``/reload`` for minutes on a hung registry. MLflow reads both at every call.
+
+    Each load also starts from fresh HTTP sessions: connections pooled by the last load to a
+    registry that has restarted since are dead, and each is reset on first use, using up the
+    retries (a /reload after a registry restart failed that way). MLflow caches its sessions
+    per setting (``_cached_get_request_session``, a private function of the pinned version)."""
+    from mlflow.utils.request_utils import _cached_get_request_session
+
     from crmscore.settings import get_settings
 
     settings = get_settings().serving
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.registry_timeout_seconds)
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.registry_max_retries)
+    _cached_get_request_session.cache_clear()
 
 
 def load_champions() -> Champions:

@@ -466,3 +466,23 @@ def test_aligned_columns_read_the_offered_products_column():
     )
     aligned = add_aligned_columns(frame, "product", templates)
     assert aligned["views_offered_3m"].tolist() == [5.0, 2.0]
+
+
+def test_no_champion_only_when_the_registry_says_so(tmp_path, monkeypatch):
+    """A registry that fails is not a registry without a champion: read as one, a hiccup at
+    promotion time promoted a new version unchecked, and serving blamed a missing champion."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from tests.servers import free_port
+    from training.registry import current_champion, registered_name
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    registry = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    registry.create_registered_model(registered_name("churn"))  # registered, no alias yet
+    assert current_champion(registry, "churn") is None
+    assert current_champion(registry, "cross_sell") is None  # not even registered
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(MlflowException):
+        current_champion(MlflowClient(tracking_uri=down, registry_uri=down), "churn")

@@ -61,15 +61,24 @@ def ensure_experiment(client, model: str) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
+#: What the registry answers for a model it does not hold or an alias it has not set.
+_NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
 def current_champion(client, model: str):
-    """The ``ModelVersion`` the champion alias points at, or ``None``."""
+    """The ``ModelVersion`` the champion alias points at, or ``None`` when the registry says
+    there is none. Any other failure (the registry down, a reset connection) is raised: read as
+    "no champion", it promoted a new version without comparing it and sent serving's 503 users
+    to `crmscore train`."""
     from mlflow.exceptions import MlflowException
 
     alias = get_settings().training.champion_alias
     try:
         return client.get_model_version_by_alias(registered_name(model), alias)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if error.error_code in _NOT_FOUND:
+            return None
+        raise
 
 
 def load_scoring_model(model_uri: str) -> ScoringModel:
