@@ -72,7 +72,11 @@ def generate(
         )
         contacts = read_contacts(campaigns, config.contract) if campaigns else None
         summary = generate_bank(
-            config, out or get_settings().data_dir, progress=progress, contacts=contacts
+            config,
+            out or get_settings().data_dir,
+            progress=progress,
+            contacts=contacts,
+            workers=defaults.workers,
         )
     except (ContractError, ValueError) as error:
         _fail(str(error))

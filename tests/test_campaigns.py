@@ -4,6 +4,7 @@ results from raw accounts, and the synthetic bank's simulated contacts."""
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -185,11 +186,15 @@ def test_results_before_the_window_has_passed_are_refused(tmp_path):
 # --- the synthetic bank simulates contacts -------------------------------------------------------
 
 
-def test_simulated_contacts_raise_take_up_after_the_campaign_and_change_nothing_before(tmp_path):
+@pytest.mark.parametrize("group_customers", [3000, 1000], ids=["one group", "three groups"])
+def test_simulated_contacts_raise_take_up_after_the_campaign_and_change_nothing_before(
+    tmp_path, group_customers
+):
     from crmscore.synthetic import BankConfig, generate_bank
 
     config = BankConfig(customers=3000, months=12, seed=4)
-    generate_bank(config, tmp_path / "plain", progress=False)
+    generate = partial(generate_bank, progress=False, workers=1, group_customers=group_customers)
+    generate(config, tmp_path / "plain")
     customers = pd.read_parquet(tmp_path / "plain" / "raw" / "customers")
     contacted = customers["customer_id"].iloc[::2]  # every other customer, a fixed half
     contacts = pd.DataFrame(
@@ -199,7 +204,7 @@ def test_simulated_contacts_raise_take_up_after_the_campaign_and_change_nothing_
             "campaign_date": pd.Timestamp("2024-09-01"),
         }
     )
-    generate_bank(config, tmp_path / "campaign", progress=False, contacts=contacts)
+    generate(config, tmp_path / "campaign", contacts=contacts)
 
     def read(bank: str, table: str) -> pd.DataFrame:
         return pd.read_parquet(tmp_path / bank / "raw" / table)

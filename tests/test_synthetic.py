@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -180,3 +181,56 @@ def test_a_shock_must_start_on_a_month_start():
 
     with pytest.raises(ValueError, match="month start"):
         BankConfig(shock=EconomicShock("2024-07-15"))
+
+
+# --- a bank simulated in groups (GROUP_CUSTOMERS): bounded memory, every core ---------------------
+
+
+def test_each_group_numbers_its_rows_apart_from_the_others():
+    from crmscore.synthetic.accounts import IdSpace
+
+    # group 1 of 3 takes every third id from 2 (groups 0 and 2 take 1, 4, 7... and 3, 6, 9...)
+    group = IdSpace(group=1, groups=3)
+    assert group.ids(1, 4).tolist() == [2, 5, 8, 11]
+    assert group.ids(3, 2).tolist() == [8, 11]  # its third and fourth rows
+    assert group.index(np.array([2, 11])).tolist() == [0, 3]
+    # a bank of one group numbers 1, 2, 3 as a bank always did
+    assert IdSpace().ids(1, 3).tolist() == [1, 2, 3]
+
+
+def test_a_bank_in_groups_is_the_same_whatever_the_number_of_processes(tmp_path):
+    cfg = BankConfig(customers=300, months=6, seed=3)
+    one = generate_bank(cfg, tmp_path / "one", progress=False, workers=1, group_customers=100)
+    two = generate_bank(cfg, tmp_path / "two", progress=False, workers=2, group_customers=100)
+    assert one.rows == two.rows and one.events == two.events
+    for name in [*SIMULATED, "../oracle/probabilities", "../oracle/events"]:
+        a = pd.read_parquet(tmp_path / "one" / "raw" / name)
+        b = pd.read_parquet(tmp_path / "two" / "raw" / name)
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_bank_in_groups_is_one_valid_bank_with_each_group_on_its_own_stream(tmp_path):
+    from crmscore.dataset import read_dataset
+    from crmscore.validation import validate_dataset
+
+    cfg = BankConfig(customers=300, months=6, seed=3)
+    generate_bank(cfg, tmp_path / "whole", progress=False, group_customers=300)
+    generate_bank(cfg, tmp_path / "groups", progress=False, workers=1, group_customers=100)
+    tables = read_dataset(tmp_path / "groups" / "raw")
+    validate_dataset(tables)  # unique ids, every reference resolves, dates in order
+    accounts, transactions = tables["accounts"], tables["transactions"]
+    # customers 1-100 are group 0 of 3: their accounts are numbered 1, 4, 7...
+    first_group = accounts[accounts["customer_id"] <= 100]
+    assert (first_group["account_id"] % 3 == 1).all()
+    assert transactions["transaction_id"].is_unique
+    # the customers are drawn at once, so the groups change only what they did (and so when
+    # they joined: no later than their first account)
+    whole = read_dataset(tmp_path / "whole" / "raw")["customers"]
+    pd.testing.assert_frame_equal(
+        whole.drop(columns="join_date"), tables["customers"].drop(columns="join_date")
+    )
+    # group 0 goes on with the customers' stream, groups 1 and 2 have their own: no group's
+    # months repeat another's
+    amounts = transactions.merge(accounts[["account_id", "customer_id"]], on="account_id")
+    per_group = amounts.groupby((amounts["customer_id"] - 1) // 100)["amount"].sum()
+    assert per_group.nunique() == 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -10,20 +12,46 @@ from crmscore.synthetic.vocabulary import PRODUCTS
 PRODUCT_INDEX = {p: i for i, p in enumerate(PRODUCTS)}
 
 
+@dataclass(frozen=True)
+class IdSpace:
+    """Ids of one group of a bank simulated in ``groups`` independent groups.
+
+    Group ``g`` numbers its ``n``-th row (n = 1, 2, ...) ``(n - 1) * groups + g + 1``: ids are
+    unique across the groups without the groups talking to each other, and a bank of one group
+    numbers 1, 2, 3... as before.
+    """
+
+    group: int = 0
+    groups: int = 1
+
+    def ids(self, first: int, n: int) -> np.ndarray:
+        """The ids of this group's rows ``first .. first + n - 1`` (counted from 1)."""
+        return (np.arange(first - 1, first - 1 + n, dtype=np.int64) * self.groups) + self.group + 1
+
+    def index(self, ids: np.ndarray) -> np.ndarray:
+        """Position (from 0) of each id among this group's rows."""
+        return (ids - 1) // self.groups
+
+
+#: The id space of a bank simulated as one group.
+ONE_GROUP = IdSpace()
+
+
 class AccountBook:
     """Open and close accounts in bulk; keeps one open account per customer and product.
 
     ``account_of[c, p]`` is the id of customer ``c``'s open account of product ``p`` (0 if none).
     """
 
-    def __init__(self, customer_ids: np.ndarray) -> None:
+    def __init__(self, customer_ids: np.ndarray, ids: IdSpace = ONE_GROUP) -> None:
         self.customer_ids = customer_ids
+        self.ids = ids
         self.account_of = np.zeros((len(customer_ids), len(PRODUCTS)), dtype=np.int64)
         self._rows: list[pd.DataFrame] = []
         self._closures: list[tuple[np.ndarray, np.ndarray]] = []
         self._limits: dict[int, float] = {}
-        self._next_id = 1
-        # indexed by account_id - 1, for fast look-ups during simulation
+        self._next_row = 1
+        # indexed by ids.index(account_id), for fast look-ups during simulation
         self._open_dates = np.empty(0, dtype="datetime64[ns]")
         self._maturities = np.empty(0, dtype="datetime64[ns]")
 
@@ -41,8 +69,8 @@ class AccountBook:
     ) -> np.ndarray:
         """Open one ``product`` account for each customer index; returns the new account ids."""
         n = len(customers)
-        ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
-        self._next_id += n
+        ids = self.ids.ids(self._next_row, n)
+        self._next_row += n
         self.account_of[customers, PRODUCT_INDEX[product]] = ids
         opened = pd.to_datetime(np.broadcast_to(np.asarray(open_date), (n,))).normalize()
         matures = (
@@ -80,10 +108,10 @@ class AccountBook:
             self.close(customers, product, close_date)
 
     def maturity_of(self, account_ids: np.ndarray) -> np.ndarray:
-        return self._maturities[account_ids - 1]
+        return self._maturities[self.ids.index(account_ids)]
 
     def opened_before(self, account_ids: np.ndarray, when: np.datetime64) -> np.ndarray:
-        return self._open_dates[account_ids - 1] <= when
+        return self._open_dates[self.ids.index(account_ids)] <= when
 
     def raise_limit(self, account_ids: np.ndarray, limits: np.ndarray) -> None:
         """Record a final limit for accounts (overdraft limits are settled after simulation)."""

@@ -34,6 +34,13 @@ class Contacts:
     when: np.ndarray  # datetime64[s]
     first_month: np.ndarray
 
+    def rows(self, lo: int, hi: int) -> Contacts:
+        """The contacts of customers at positions ``lo .. hi - 1``, positioned from ``lo``."""
+        mine = (self.position >= lo) & (self.position < hi)
+        return Contacts(
+            self.position[mine] - lo, self.product[mine], self.when[mine], self.first_month[mine]
+        )
+
     @classmethod
     def none(cls) -> Contacts:
         empty = np.array([], dtype=np.int64)

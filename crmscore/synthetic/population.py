@@ -6,7 +6,7 @@ outcomes, so a model can only learn them through what the customer does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,10 @@ class Traits:
     tenure_years: np.ndarray
     wealth: np.ndarray  # liquid assets at the start, in months of income
     has_manager: np.ndarray
+
+    def rows(self, lo: int, hi: int) -> Traits:
+        """The traits of customers ``lo .. hi - 1``."""
+        return Traits(**{f.name: getattr(self, f.name)[lo:hi] for f in fields(self)})
 
 
 def make_customers(cfg: BankConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, Traits]:

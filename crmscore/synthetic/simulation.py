@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from crmscore.synthetic import hazards, vocabulary
-from crmscore.synthetic.accounts import PRODUCT_INDEX, AccountBook
+from crmscore.synthetic.accounts import ONE_GROUP, PRODUCT_INDEX, AccountBook, IdSpace
 from crmscore.synthetic.config import BankConfig
 from crmscore.synthetic.contacts import Contacts
 from crmscore.synthetic.population import Traits
@@ -93,6 +93,7 @@ class BankSimulation:
         traits: Traits,
         rng,
         contacts: Contacts | None = None,
+        ids: IdSpace = ONE_GROUP,
     ) -> None:
         self.cfg, self.traits, self.rng = cfg, traits, rng
         self.contacts = contacts or Contacts.none()
@@ -101,7 +102,7 @@ class BankSimulation:
         self.customer_ids = customers["customer_id"].to_numpy()
         self.consent = customers["marketing_consent"].to_numpy()
         self.join_date = pd.to_datetime(customers["join_date"]).to_numpy()
-        self.book = AccountBook(self.customer_ids)
+        self.book = AccountBook(self.customer_ids, ids)
         self.active = np.ones(n, dtype=bool)
         self.engagement = traits.engagement.copy()
         self.intent = rng.normal(0, 0.7, (n, len(XS)))
