@@ -30,7 +30,7 @@ class GeneratorSettings(BaseModel):
     start: str = "2024-01-01"
     #: Processes simulating a bank larger than one group (``GROUP_CUSTOMERS``) at once; unset:
     #: every core this process may use. Any count writes the same tables; each process holds one
-    #: group (about 2.5 GB for 250,000 customers).
+    #: group (about 2.2 GB for 250,000 customers).
     workers: int | None = Field(default=None, ge=1)
 
     def bank(self) -> BankConfig:
