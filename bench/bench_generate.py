@@ -21,14 +21,15 @@ import pyarrow.parquet as pq
 
 from crmscore import schema
 from crmscore.dataset import arrow_schema
-from crmscore.synthetic import BankConfig, generate_bank
+from crmscore.synthetic import BankConfig, generate_bank, vocabulary
 
 
 def random_rows_baseline(rows: int, out: Path, chunk: int = 2_000_000) -> float:
     """Seconds to write ``rows`` random transactions-shaped rows to Parquet."""
     rng = np.random.default_rng(0)
     started = time.perf_counter()
-    types = np.array(schema.TRANSACTION_TYPES)
+    types = np.array(vocabulary.TRANSACTION_TYPES)
+    channels = np.array(vocabulary.TRANSACTION_CHANNELS)
     for part, first in enumerate(range(0, rows, chunk)):
         n = min(chunk, rows - first)
         table = pa.table(
@@ -41,7 +42,7 @@ def random_rows_baseline(rows: int, out: Path, chunk: int = 2_000_000) -> float:
                 "amount": np.round(rng.normal(0, 500, n), 2),
                 "balance_after": np.round(rng.normal(3000, 2000, n), 2),
                 "type": types[rng.integers(0, len(types), n)],
-                "channel": np.array(schema.TRANSACTION_CHANNELS)[rng.integers(0, 5, n)],
+                "channel": channels[rng.integers(0, len(channels), n)],
                 "merchant_category": pa.nulls(n, pa.string()),
             },
             schema=arrow_schema(schema.TRANSACTIONS),
