@@ -234,3 +234,14 @@ def test_a_bank_in_groups_is_one_valid_bank_with_each_group_on_its_own_stream(tm
     amounts = transactions.merge(accounts[["account_id", "customer_id"]], on="account_id")
     per_group = amounts.groupby((amounts["customer_id"] - 1) // 100)["amount"].sum()
     assert per_group.nunique() == 3
+
+
+def test_a_group_that_fails_in_its_process_fails_the_whole_bank(tmp_path):
+    from crmscore.synthetic import bank
+
+    cfg = BankConfig(customers=300, months=6, seed=3)
+    groups = bank._groups(cfg, None, 100)
+    # no folder to write the parts into: each group fails at its first written month, in its
+    # own process, and the error reaches the caller (generate_bank then drops its temp folder)
+    with pytest.raises(FileNotFoundError):
+        bank._simulate_in_processes(cfg, groups, tmp_path / "missing", 2, lambda: None)
