@@ -7,12 +7,12 @@ Only typer is imported at module level so ``crmscore --help`` stays instant.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import typer
+
+from crmscore.progress import progress_bar
 
 
 def _fail(message: str) -> None:
@@ -55,17 +55,6 @@ def _everyone() -> list[int]:
         _fail(str(error))
 
 
-@contextmanager
-def _progress_bar(total: int, show: bool) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar over ``total`` customers; yields ``advance(n)``."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress("{task.description}", *columns, disable=not show, transient=True) as bar:
-        task = bar.add_task("reading features + scoring", total=total)
-        yield lambda n: bar.advance(task, n)
-
-
 def _score_everyone(champions, source, progress: bool):
     """Features and scores of every customer in the raw customers table (read in bulk from the
     offline snapshot), with a progress bar."""
@@ -75,7 +64,7 @@ def _score_everyone(champions, source, progress: bool):
 
     ids = _everyone()
     settings = get_settings().serving
-    with _progress_bar(len(ids), progress) as advance:
+    with progress_bar("reading features + scoring", len(ids), progress) as advance:
         try:
             found = score_customers(
                 champions, source, ids, settings, settings.snapshot_chunk, advance
@@ -144,7 +133,10 @@ def score(
     chunk = settings.snapshot_chunk
     scored, unknown, tiers = 0, 0, Counter()
     try:
-        with _progress_bar(len(ids), progress) as advance, AtomicTableWriter(out) as table:
+        with (
+            progress_bar("reading features + scoring", len(ids), progress) as advance,
+            AtomicTableWriter(out) as table,
+        ):
             chunks = score_chunks(champions, source, ids, settings, chunk, advance)
             for _, scores, missing in chunks:
                 unknown += len(missing)

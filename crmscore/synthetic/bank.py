@@ -7,9 +7,8 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pyarrow.parquet as pq
 
 from crmscore import schema
 from crmscore.dataset import ARROW_TYPES, arrow_schema
+from crmscore.progress import progress_bar
 from crmscore.synthetic import vocabulary
 from crmscore.synthetic.accounts import IdSpace
 from crmscore.synthetic.config import BankConfig
@@ -94,7 +94,8 @@ def generate_bank(
         tmp = Path(tmp)
         for folder in ("raw", "oracle/probabilities", "oracle/events"):
             (tmp / folder).mkdir(parents=True)
-        with _progress_bar(len(groups) * (cfg.burn_in + cfg.months), progress) as advance:
+        months = len(groups) * (cfg.burn_in + cfg.months)
+        with progress_bar("Simulating months", months, progress) as advance:
             if workers <= 1 or len(groups) == 1:
                 counts = [_simulate(cfg, group, tmp, advance) for group in groups]
             else:
@@ -286,16 +287,3 @@ def _decode_interactions(frame: pd.DataFrame, customer_ids: np.ndarray) -> pd.Da
     score = frame["satisfaction_score"]
     frame["satisfaction_score"] = pd.array(score.where(score > 0), dtype="Int64")
     return frame
-
-
-@contextmanager
-def _progress_bar(total: int, enabled: bool) -> Iterator[Callable[[], None]]:
-    """A function to call once per simulated month of a group, drawing a bar if ``enabled``."""
-    if not enabled:
-        yield lambda: None
-        return
-    from rich.progress import Progress
-
-    with Progress() as bar:
-        task = bar.add_task("Simulating months", total=total)
-        yield lambda: bar.advance(task)
