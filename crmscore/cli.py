@@ -28,6 +28,18 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _read_settings() -> None:
+    # Read before any command runs: a bad CRMSCORE_* variable is then one clear error naming
+    # the setting, not a traceback from whichever stage reads it first.
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as error:
+        _fail(f"settings from the environment: {error}")
+
+
 @app.command()
 def generate(
     customers: int = typer.Option(None, min=10, help="Number of customers [default: settings]."),

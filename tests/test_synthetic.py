@@ -245,3 +245,23 @@ def test_a_group_that_fails_in_its_process_fails_the_whole_bank(tmp_path):
     # own process, and the error reaches the caller (generate_bank then drops its temp folder)
     with pytest.raises(FileNotFoundError):
         bank._simulate_in_processes(cfg, groups, tmp_path / "missing", 2, lambda: None)
+
+
+def test_a_bad_setting_in_the_environment_is_one_clear_error_and_writes_nothing(
+    tmp_path, monkeypatch
+):
+    from crmscore.settings import get_settings
+
+    monkeypatch.setenv("CRMSCORE_GENERATOR__WORKERS", "0")  # at least one process
+    get_settings.cache_clear()
+    result = CliRunner().invoke(
+        app,
+        ["generate", "--customers", "20", "--months", "6", "--out", str(tmp_path / "bank"),
+         "--no-progress"],
+    )  # fmt: skip
+    get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "generator.workers" in result.output
+    assert "greater than or equal to 1" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "bank").exists()
