@@ -38,7 +38,15 @@ if TYPE_CHECKING:
 
 _SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
 ROW_GROUP_SIZE = 262_144
-_PARQUET = f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
+#: A pass's part holds its customers' rows of every snapshot, and the merge reads it one snapshot
+#: at a time. Row groups this small hold about one snapshot's rows of a pass, so the merge decodes
+#: each row about once; with the final tables' row groups it decoded each 6-8 times (every
+#: group spanned several snapshots) and reading took twice as long as writing.
+PART_ROW_GROUP_SIZE = 16_384
+
+
+def _parquet(row_group_size: int = ROW_GROUP_SIZE) -> str:
+    return f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {row_group_size})"
 
 
 class RawDataError(FileNotFoundError):
@@ -231,7 +239,13 @@ def build_passes(dataset: RawDataset) -> int:
 
 
 def _run_pass(
-    con, dataset: RawDataset, built: list[FeatureGroup], files: dict[str, Path], bar, span=None
+    con,
+    dataset: RawDataset,
+    built: list[FeatureGroup],
+    files: dict[str, Path],
+    bar,
+    span=None,
+    row_group_size: int = ROW_GROUP_SIZE,
 ) -> None:
     """The staging statements, then each of ``built`` written to ``files[group name]``."""
     for name, sql in statements(dataset.contract, set(dataset.columns), span=span):
@@ -241,7 +255,7 @@ def _run_pass(
     for group in built:
         bar.describe(f"features: {group.name}")
         sql = feature_table_sql(group, dataset.features(group))
-        con.execute(f"COPY ({sql}) TO '{files[group.name]}' {_PARQUET}")
+        con.execute(f"COPY ({sql}) TO '{files[group.name]}' {_parquet(row_group_size)}")
         bar.advance()
 
 
@@ -283,7 +297,7 @@ def _build_in_passes(
         for i, part in enumerate(split):
             with connect(part) as con:
                 files = {name: paths[i] for name, paths in parts.items()}
-                _run_pass(con, part, built, files, bar, span)
+                _run_pass(con, part, built, files, bar, span, PART_ROW_GROUP_SIZE)
             shutil.rmtree(part.path)
         written = {}
         for name, paths in parts.items():
@@ -337,12 +351,11 @@ def merge_parts(parts: list[Path], target: Path) -> Path:
     """One table from the passes' ``parts`` (disjoint customers, each ordered by snapshot and
     customer), in the same order, written to ``target`` atomically. A snapshot at a time, and no
     sort spills the whole table to disk. DuckDB reads and orders the next snapshot while pyarrow
-    compresses and writes the last (each takes about half the time, and both release the GIL):
-    at most two snapshots of the table are in memory."""
+    compresses and writes the last (both release the GIL): at most two snapshots of the table are
+    in memory."""
     from concurrent.futures import ThreadPoolExecutor, wait
 
     import duckdb
-    import pyarrow.parquet as pq
 
     partial = target.with_name(f".{target.name}.partial")
     source = "read_parquet([" + ", ".join(f"'{p}'" for p in parts) + "])"
@@ -357,7 +370,7 @@ def merge_parts(parts: list[Path], target: Path) -> Path:
                     params=[snapshot],
                 ).to_arrow_table()
                 if writer is None:
-                    writer = pq.ParquetWriter(partial, rows.schema, compression="zstd")
+                    writer = _feature_writer(partial, rows.schema)
                 if written is not None:
                     written.result()  # the snapshot before, in order; raises its error
                 written = writing.submit(writer.write_table, rows, row_group_size=ROW_GROUP_SIZE)
@@ -369,9 +382,23 @@ def merge_parts(parts: list[Path], target: Path) -> Path:
             if writer is not None:
                 writer.close()
         if writer is None:  # no rows in any part: the empty table, with its columns
-            con.execute(f"COPY (SELECT * FROM {source}) TO '{partial}' {_PARQUET}")
+            con.execute(f"COPY (SELECT * FROM {source}) TO '{partial}' {_parquet()}")
     os.replace(partial, target)
     return target
+
+
+def _feature_writer(path: Path, schema):
+    """A Parquet writer for a feature table. Dictionary pages only for the string columns: on
+    the numeric features pyarrow builds a dictionary, overflows it and falls back to plain pages.
+    Without the attempt the 100,000-customer transactions table wrote in 9.4 s against 17.0 s
+    and took 457 MB against 551 MB (the five tables: 642 against 737 MB)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    strings = [
+        f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    ]
+    return pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=strings)
 
 
 def apply() -> None:
