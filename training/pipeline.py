@@ -792,7 +792,7 @@ def log_run(
     from mlflow.models import infer_signature
 
     from training.pyfunc import ScoringPyfunc
-    from training.registry import registered_name
+    from training.registry import register_version, registered_name
 
     definition, data = prepared.definition, prepared.data
     scoring_model = fitted.scoring_model
@@ -819,13 +819,12 @@ def log_run(
         python_model=ScoringPyfunc(scoring_model),
         signature=infer_signature(example, scoring_model.score_frame(example)),
         input_example=example,
-        registered_model_name=name,
         pip_requirements=_pip_requirements(),
     )
     return LoggedRun(
         run_id=mlflow.active_run().info.run_id,
         registered_name=name,
-        version=str(model_info.registered_model_version),
+        version=register_version(name, model_info.model_uri, model_info.model_id),
     )
 
 

@@ -49,6 +49,25 @@ def configure_mlflow():
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def register_version(name: str, model_uri: str, model_id: str | None = None) -> str:
+    """Register a logged model as a new version of ``name`` (created on first use); its number.
+
+    What ``log_model(registered_model_name=...)`` does, minus the two lines MLflow prints to
+    stderr for every version ("Successfully registered model", "Created version"): the training
+    command reports the version itself."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
+    client = MlflowClient()
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+    return str(client.create_model_version(name, source=model_uri, model_id=model_id).version)
+
+
 def ensure_experiment(client, model: str) -> str:
     """The id of experiment ``<prefix><model>``, created (with a local artifact root) if needed."""
     name = registered_name(model)
