@@ -46,7 +46,7 @@ class Calibration:
     coefficients: tuple[tuple[float, float], ...]
     on_raw_score: bool
 
-    def __call__(self, raw: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    def __call__(self, raw: np.ndarray | None, probability: np.ndarray | None) -> np.ndarray:
         f = raw if self.on_raw_score else probability
         total = np.zeros(len(f))
         for a, b in self.coefficients:
@@ -189,9 +189,9 @@ class CompiledModel:
         rows' :meth:`raw_score` when the caller has it already (one booster call fewer)."""
         if self.calibration is None:
             return self._predict(matrix)
-        raw = self.raw_score(matrix) if raw is None else raw
-        probability = None if self.calibration.on_raw_score else self._predict(matrix)
-        return self.calibration(raw, probability)
+        if not self.calibration.on_raw_score:  # calibrates the probability: no raw score needed
+            return self.calibration(raw, self._predict(matrix))
+        return self.calibration(self.raw_score(matrix) if raw is None else raw, None)
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         """TreeSHAP contributions (log-odds) per row and input, the base value last."""
