@@ -841,7 +841,10 @@ def promote(client, prepared: PreparedData, evaluation: Evaluation, logged: Logg
     decision: PromotionDecision = (
         definition.decide_promotion(candidate_value, champion_value) if gate.promote else gate
     )
-    reason = f"{decision.reason} [{how}]" if gate.promote else f"{gate.reason}; registered only"
+    if not gate.promote:
+        reason = f"{gate.reason}; registered only"
+    else:  # how the champion was measured; with no champion the decision says so already
+        reason = decision.reason if champion is None else f"{decision.reason} [{how}]"
     if decision.promote:
         client.set_registered_model_alias(name, get_settings().training.champion_alias, version)
     mlflow.set_tags(
