@@ -55,11 +55,11 @@ def _snapshot_training_set(entity_df: pd.DataFrame, service: str) -> pd.DataFram
     entities = pd.DataFrame(
         {
             JOIN_KEY: entity_df[JOIN_KEY].astype("int64").to_numpy(),
-            TIMESTAMP: _as_utc(entity_df[TIMESTAMP]).to_numpy(),
+            # .array keeps the zone; .to_numpy() made one Timestamp object per row, parsed back.
+            TIMESTAMP: _as_utc(entity_df[TIMESTAMP]).array,
             _ROW: range(len(entity_df)),
         }
     )
-    entities[TIMESTAMP] = pd.to_datetime(entities[TIMESTAMP], utc=True)
     features = feature_names(service)
     joined = store.get_historical_features(
         entity_df=entities, features=service_object, full_feature_names=False
