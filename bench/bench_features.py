@@ -4,6 +4,9 @@ Every figure comes with a baseline measured in the same run on the same data:
 
 * building all feature tables (DuckDB) vs a plain DuckDB scan-and-aggregate of the same
   transactions (count, sum, min, max per customer and month, written to Parquet);
+* merging a big bank's passes (``features.build.merge_parts``, the transactions table cut into
+  ``--passes`` parts as the passes write them) vs DuckDB copying the same parts into one Parquet
+  file, unordered;
 * a training set of ``--rows`` entity rows through Feast (``get_training_set``, DuckDB offline
   store) vs a direct DuckDB ``ASOF JOIN`` of the same feature tables;
 * materialising the latest snapshot into the online store (SQLite by default);
@@ -49,7 +52,7 @@ def scan_aggregate_baseline(raw_dir: Path, out: Path) -> float:
     """Seconds for a plain scan-and-aggregate of the transactions, per customer and month."""
     import duckdb
 
-    from features.build import raw_table_glob
+    from crmscore.dataset import parquet_glob
 
     started = time.perf_counter()
     with duckdb.connect() as con:
@@ -59,13 +62,45 @@ def scan_aggregate_baseline(raw_dir: Path, out: Path) -> float:
                 SELECT a.customer_id, date_trunc('month', t.ts) AS month,
                        count(*) AS n, sum(t.amount) AS total, min(t.amount) AS low,
                        max(t.amount) AS high
-                FROM read_parquet('{raw_table_glob(raw_dir, "transactions")}') t
-                JOIN read_parquet('{raw_table_glob(raw_dir, "accounts")}') a USING (account_id)
+                FROM read_parquet('{parquet_glob(raw_dir, "transactions")}') t
+                JOIN read_parquet('{parquet_glob(raw_dir, "accounts")}') a USING (account_id)
                 GROUP BY ALL
             ) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
             """
         )
     return time.perf_counter() - started
+
+
+def merge_and_baseline(table: Path, work: Path, passes: int, repeat: int) -> tuple[float, float]:
+    """Seconds to merge ``table`` cut into ``passes`` parts (disjoint customers, each ordered by
+    snapshot and customer, in the passes' row groups), and for DuckDB to copy the same parts into
+    one zstd Parquet file without ordering them (best of ``repeat`` each)."""
+    import duckdb
+
+    from features.build import PART_ROW_GROUP_SIZE, ROW_GROUP_SIZE, merge_parts
+
+    work.mkdir(parents=True, exist_ok=True)
+    parts = [work / f"part-{i}.parquet" for i in range(passes)]
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        for i, part in enumerate(parts):
+            con.execute(
+                f"COPY (SELECT * FROM read_parquet('{table}') WHERE hash(customer_id) % {passes} "
+                f"= {i} ORDER BY event_timestamp, customer_id) TO '{part}' "
+                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {PART_ROW_GROUP_SIZE})"
+            )
+    merge_s, _ = timed(merge_parts, parts, work / "merged.parquet", repeat=repeat)
+    listed = ", ".join(f"'{p}'" for p in parts)
+
+    def copy() -> None:
+        with duckdb.connect() as con:
+            con.execute(
+                f"COPY (SELECT * FROM read_parquet([{listed}])) TO '{work / 'copied.parquet'}' "
+                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
+            )
+
+    copy_s, _ = timed(copy, repeat=repeat)
+    return merge_s, copy_s
 
 
 def entity_rows(tables: dict[str, Path], rows: int, seed: int = 0) -> pd.DataFrame:
@@ -134,6 +169,7 @@ def main() -> None:
     )
     parser.add_argument("--service", default="churn", help="Feature service to retrieve.")
     parser.add_argument("--repeat", type=int, default=2, help="Runs per timing; the best counts.")
+    parser.add_argument("--passes", type=int, default=3, help="Parts the merge step merges.")
     args = parser.parse_args()
     rows = args.rows or args.customers
 
@@ -165,6 +201,9 @@ def main() -> None:
     baseline_s = min(
         scan_aggregate_baseline(settings.raw_dir, baseline_out) for _ in range(args.repeat)
     )
+    merge_s, copy_s = merge_and_baseline(
+        tables["transactions"], data_dir / "merge", args.passes, args.repeat
+    )
     apply_s, _ = timed(apply)
     entities = entity_rows(tables, rows)
     feast_s, training = timed(get_training_set, entities, args.service, repeat=args.repeat)
@@ -182,6 +221,10 @@ def main() -> None:
         "build_feature_tables_s": build_s,
         "scan_aggregate_baseline_s": baseline_s,
         "build_ratio": build_s / baseline_s,
+        "merge_passes": args.passes,
+        "merge_transactions_s": merge_s,
+        "duckdb_copy_baseline_s": copy_s,
+        "merge_ratio": merge_s / copy_s,
         "feast_apply_s": apply_s,
         "training_rows": rows,
         "training_features": training.shape[1] - 2,
@@ -212,6 +255,12 @@ def main() -> None:
         f"{build_s:.1f} s",
         f"scan+aggregate {baseline_s:.1f} s",
         f"{build_s / baseline_s:.1f}x",
+    )
+    table.add_row(
+        f"merge the transactions table's {args.passes} passes",
+        f"{merge_s:.1f} s",
+        f"DuckDB copy {copy_s:.1f} s",
+        f"{merge_s / copy_s:.1f}x",
     )
     table.add_row("feast apply", f"{apply_s:.1f} s", "", "")
     table.add_row(
