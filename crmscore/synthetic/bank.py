@@ -259,7 +259,14 @@ class _Writers:
                 columns[column.name] = pa.array(values).cast(arrow_type)
             else:
                 columns[column.name] = pa.array(values, type=arrow_type, from_pandas=True)
-        pq.write_table(pa.table(columns, schema=arrow_schema(table)), folder / self._part(t))
+        # Dictionary pages for the text columns only: on ids, times and amounts pyarrow builds a
+        # dictionary, overflows it and falls back to plain pages (the writes took a fifth less).
+        texts = [c.name for c in table.columns if pa.types.is_string(ARROW_TYPES[c.dtype])]
+        pq.write_table(
+            pa.table(columns, schema=arrow_schema(table)),
+            folder / self._part(t),
+            use_dictionary=texts,
+        )
         self.rows[name] += len(frame)
 
     def oracle(self, probabilities: pd.DataFrame, events: pd.DataFrame, t: int) -> None:

@@ -33,6 +33,19 @@ EVENT_COLUMNS = ("customer_id", "outcome", "product", "event_date")
 WRITE_OFF_MONTHS = 6  # defaulted credit accounts are closed this long after reaching 90 dpd
 
 
+def stable_order(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """``np.lexsort((minor, major))`` of integer keys: the stable order by ``major``, then
+    ``minor``. One stable argsort of a combined int64 key where it fits: a month's postings
+    sorted three times faster than by ``lexsort``'s one pass per key."""
+    if len(major) == 0:
+        return np.arange(0)
+    major, minor = major - major.min(), minor - minor.min()
+    span = int(minor.max()) + 1
+    if int(major.max()) >= (2**62) // span:  # the combined key would overflow
+        return np.lexsort((minor, major))
+    return np.argsort(major.astype(np.int64) * span + minor, kind="stable")
+
+
 @dataclass
 class MonthRows:
     """Everything one simulated month writes (frames in raw-schema columns)."""
@@ -707,7 +720,7 @@ class BankSimulation:
             [b.current[cust], b.savings[cust]],
             -b.card_owed[cust],
         )
-        order = np.lexsort((offset, account))
+        order = stable_order(account, offset)
         cust, account, kind, amount, offset = (
             x[order] for x in (cust, account, kind, amount, offset)
         )
@@ -731,6 +744,12 @@ class BankSimulation:
         deepest = np.full(self.n, np.inf)
         np.minimum.at(deepest, cust[on_current], balance[on_current])
         b.overdraft_needed = np.maximum(b.overdraft_needed, -deepest)
+        # Returned in time order, accounts in order within a second: what a stable sort by
+        # time makes of these rows, which the writer's stable sort then finds done.
+        by_time = stable_order(offset, account)
+        account, kind, amount, offset, balance, channel, mcc, cust = (
+            x[by_time] for x in (account, kind, amount, offset, balance, channel, mcc, cust)
+        )
         ts = np.datetime64(month_start, "s") + offset.astype("timedelta64[s]")
         return pd.DataFrame(
             {
