@@ -9,11 +9,17 @@ after it. Windows become "the last k months before D" (to within the length of t
 crossed, at most 3 days over a year). Ages, tenures and maturities are exact: both ends move.
 
 Days with the same ``δ`` share one build over their customers only, so a set of cases costs at
-most 31 small builds. As-of instants are days: the history used ends at the start of that day
-(a time of day is dropped, which can only leave out, never let in, events of that day).
+most 31 small builds. With more than one, the cases' customers' rows are first copied out of the
+raw tables in one read, which the builds then share: each build read the whole bank before (2,000
+cases over 27 days at 100,000 customers: 92 s). As-of instants are days: the history used ends at
+the start of that day (a time of day is dropped, which can only leave out, never let in, events of
+that day).
 """
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,16 +41,37 @@ def features_as_of(entities: pd.DataFrame, names: list[str] | None = None) -> pd
     Same rows in the same order; a customer with no history before the day gets nulls. Features
     are those the last ``crmscore features build`` wrote (same views, same columns).
     """
-    from features.build import RawDataset, connect, feature_table_sql
+    from features.build import RawDataset, split_by_customer
     from features.catalog import built_features
-    from features.staging import statements
 
     built = built_features()
     wanted = set(names) if names is not None else None
-    dataset = RawDataset.open()
     days = _days(entities[TIMESTAMP])
     shifts = shift_to_month_start(days)
     result = pd.DataFrame({JOIN_KEY: entities[JOIN_KEY].astype("int64").to_numpy(), "day": days})
+    with tempfile.TemporaryDirectory(prefix="crmscore-asof-") as work:
+        dataset = RawDataset.open()
+        if len(np.unique(shifts)) > 1:  # one read of the bank for every build
+            (dataset,) = split_by_customer(dataset, Path(work), 1, result[JOIN_KEY].unique())
+        parts = _builds(dataset, result, shifts, built, wanted)
+    columns = [f.name for fs in built.values() for f in fs if wanted is None or f.name in wanted]
+    found = (
+        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[JOIN_KEY, "day"])
+    )
+    merged = result.merge(found, on=[JOIN_KEY, "day"], how="left")
+    merged = merged.reindex(columns=[JOIN_KEY, "day", *columns])
+    merged.index = entities.index
+    return merged.drop(columns=[JOIN_KEY, "day"])
+
+
+def _builds(
+    dataset, result: pd.DataFrame, shifts: np.ndarray, built: dict, wanted: set[str] | None
+) -> list[pd.DataFrame]:
+    """One build per shift over its customers: their features at the shifted snapshots, each row
+    keyed by customer and (unshifted) day."""
+    from features.build import connect, feature_table_sql
+    from features.staging import statements
+
     parts = []
     for shift in np.unique(shifts):
         cases = result[shifts == shift]
@@ -71,14 +98,7 @@ def features_as_of(entities: pd.DataFrame, names: list[str] | None = None) -> pd
             joined = pd.concat(frames, axis=1).reset_index()
             joined["day"] = joined[TIMESTAMP].dt.tz_convert(None) - pd.Timedelta(days=int(shift))
             parts.append(joined.drop(columns=TIMESTAMP))
-    columns = [f.name for fs in built.values() for f in fs if wanted is None or f.name in wanted]
-    found = (
-        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[JOIN_KEY, "day"])
-    )
-    merged = result.merge(found, on=[JOIN_KEY, "day"], how="left")
-    merged = merged.reindex(columns=[JOIN_KEY, "day", *columns])
-    merged.index = entities.index
-    return merged.drop(columns=[JOIN_KEY, "day"])
+    return parts
 
 
 def _days(timestamps: pd.Series) -> pd.Series:

@@ -311,26 +311,33 @@ def _build_in_passes(
             path.unlink(missing_ok=True)
 
 
-def split_by_customer(dataset: RawDataset, folder: Path, n: int) -> list[RawDataset]:
+def split_by_customer(
+    dataset: RawDataset, folder: Path, n: int, customers: Sequence[int] | None = None
+) -> list[RawDataset]:
     """``dataset`` as ``n`` smaller ones under ``folder``, over disjoint sets of its customers
     (by a hash of the id): each raw table is read once and written once, so each pass of the
     build reads only its own customers' rows (filtering the whole bank in every pass read every
-    transaction ``n`` times)."""
+    transaction ``n`` times). ``customers``: only these customers' rows."""
     import duckdb
+    import pandas as pd
 
     accounts = parquet_glob(dataset.path, "accounts")
     folder.mkdir(parents=True, exist_ok=True)
     which = f"hash(customer_id::BIGINT) % {int(n)} AS pass"
+    only = ""
     with duckdb.connect() as con:
         con.execute(f"SET memory_limit = '{get_settings().features.duckdb_memory()}'")
+        if customers is not None:
+            con.register("only_customers", pd.DataFrame({"customer_id": list(customers)}))
+            only = " WHERE customer_id IN (SELECT customer_id FROM only_customers)"
         for name in dataset.columns:
             glob = parquet_glob(dataset.path, name)
             if "customer_id" in TABLES[name].column_names:
-                rows = f"SELECT *, {which} FROM read_parquet('{glob}')"
+                rows = f"SELECT *, {which} FROM read_parquet('{glob}'){only}"
             else:  # keyed by account: the account's customer
                 rows = (
                     f"SELECT t.*, {which} FROM read_parquet('{glob}') t JOIN "
-                    f"(SELECT account_id, customer_id FROM read_parquet('{accounts}')) a "
+                    f"(SELECT account_id, customer_id FROM read_parquet('{accounts}'){only}) a "
                     "ON t.account_id = a.account_id"
                 )
             con.execute(f"COPY ({rows}) TO '{folder / name}' (FORMAT parquet, PARTITION_BY (pass))")

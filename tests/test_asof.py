@@ -126,6 +126,30 @@ def test_training_sets_take_month_starts_from_feast_and_other_days_from_the_hist
     assert got.loc[1, "tenure_months"] > got.loc[0, "tenure_months"]
 
 
+def test_several_days_at_once_equal_each_day_alone(built, small_bank, monkeypatch):
+    """Cases on several days share one copy of their customers' raw rows; each day computed
+    alone reads the bank itself. The values must not depend on it."""
+    from features.asof import features_as_of
+
+    monkeypatch.setenv("CRMSCORE_DATA_DIR", str(small_bank))
+    get_settings.cache_clear()
+    entities = pd.DataFrame(
+        {
+            "customer_id": [3, 17, 40, 101, 17],
+            "event_timestamp": pd.to_datetime(
+                ["2024-09-17", "2024-10-05", "2024-11-20", "2024-11-20", "2024-12-03"]
+            ),
+        },
+        index=[10, 11, 12, 13, 14],  # kept, in order
+    )
+    together = features_as_of(entities)
+    alone = pd.concat([features_as_of(entities.loc[[i]]) for i in entities.index])
+    assert together.index.tolist() == [10, 11, 12, 13, 14]
+    assert together.notna().any(axis=None)
+    pd.testing.assert_frame_equal(together, alone)
+    get_settings.cache_clear()
+
+
 def test_the_day_to_a_month_start():
     from features.asof import shift_to_month_start
 
