@@ -25,6 +25,7 @@ tables go to a temporary sibling folder that replaces ``OUT`` only once every fi
 from __future__ import annotations
 
 import csv
+import hashlib
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -122,6 +123,16 @@ def _table_paths(src: Path, table: Table) -> list[Path]:
     """The entries of ``src`` that hold ``table`` (one, in a well-formed dataset)."""
     candidates = [src / table.name, src / f"{table.name}.parquet", src / f"{table.name}.csv"]
     return [path for path in candidates if path.exists()]
+
+
+def data_fingerprint(raw_dir: Path) -> str:
+    """A short hash of the raw files' names, sizes and modification times: which data a run saw,
+    and whether it changed since."""
+    digest = hashlib.sha1()
+    for path in sorted(Path(raw_dir).rglob("*.parquet")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(raw_dir)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:12]
 
 
 def parquet_glob(src: Path, table: str) -> str | None:

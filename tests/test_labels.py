@@ -84,6 +84,24 @@ def test_observation_end_is_the_month_after_the_data(raw_dir):
     assert observation_end(raw_dir) == date(2026, 1, 1)
 
 
+def test_the_data_span_follows_new_raw_files(raw_dir, tmp_path):
+    """The span is kept between calls (each reads every transaction), but only for the same
+    files: a month more of data moves the end."""
+    import shutil
+
+    from training.labels import observation_start
+
+    raw = tmp_path / "raw"
+    shutil.copytree(raw_dir, raw)
+    assert (observation_start(raw), observation_end(raw)) == (date(2024, 1, 1), date(2026, 1, 1))
+    later = pd.read_parquet(raw / "transactions").assign(
+        transaction_id=[3, 4], ts=[D("2023-12-30 09:00"), D("2026-01-03 09:00")]
+    )
+    later.to_parquet(raw / "transactions" / "part-1.parquet", index=False)
+    # the new file: a December 2023 and a January 2026 posting
+    assert (observation_start(raw), observation_end(raw)) == (date(2023, 12, 1), date(2026, 2, 1))
+
+
 def test_churn_labels_are_point_in_time(raw_dir):
     labels = build_labels("churn", [date(2024, 4, 1), date(2024, 5, 1), date(2024, 6, 1)], raw_dir)
     assert list(labels.columns) == ["customer_id", "event_timestamp", "label"]

@@ -19,6 +19,7 @@ The definitions (shared with the synthetic bank's oracle; see DEVELOPERS.md):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -28,7 +29,7 @@ import duckdb
 import pandas as pd
 
 from crmscore.contract import contract_of
-from crmscore.dataset import duckdb_select, parquet_glob, table_columns
+from crmscore.dataset import data_fingerprint, duckdb_select, parquet_glob, table_columns
 from crmscore.schema import TABLES
 from crmscore.settings import get_settings
 
@@ -287,14 +288,7 @@ def _month_start(day: date) -> bool:
 def observation_end(raw_dir: Path | None = None) -> date:
     """First month start after the data: outcome windows must end on or before it."""
     raw_dir = Path(raw_dir or get_settings().raw_dir)
-    con = _connect(raw_dir)
-    latest = [
-        "(SELECT max(ts)::DATE FROM transactions)",
-        "(SELECT max(greatest(open_date, coalesce(close_date, open_date))) FROM accounts)",
-    ]
-    if "credit_status" in _tables(con):
-        latest.append("(SELECT max(month) FROM credit_status)")
-    last = con.execute(f"SELECT greatest({', '.join(latest)})").fetchone()[0]
+    _, last = _data_days(raw_dir, data_fingerprint(raw_dir))
     if last is None:
         raise ValueError(f"raw tables in {raw_dir} are empty")
     return (pd.Timestamp(last).to_period("M") + 1).to_timestamp().date()
@@ -303,8 +297,25 @@ def observation_end(raw_dir: Path | None = None) -> date:
 def observation_start(raw_dir: Path | None = None) -> date:
     """The first month start of the data (the earliest transaction's month)."""
     raw_dir = Path(raw_dir or get_settings().raw_dir)
-    first = _connect(raw_dir).execute("SELECT min(ts)::DATE FROM transactions").fetchone()[0]
+    first, _ = _data_days(raw_dir, data_fingerprint(raw_dir))
     return pd.Timestamp(first).to_period("M").to_timestamp().date()
+
+
+@functools.lru_cache(maxsize=4)
+def _data_days(raw_dir: Path, fingerprint: str) -> tuple[date | None, date | None]:
+    """The earliest transaction's day and the latest day of any dated row, for the raw files
+    whose :func:`~crmscore.dataset.data_fingerprint` is ``fingerprint``. Kept per fingerprint: a
+    training run asks a dozen times, and each answer reads every transaction (2 s at 1M)."""
+    con = _connect(raw_dir)
+    latest = [
+        "max(ts)::DATE",
+        "(SELECT max(greatest(open_date, coalesce(close_date, open_date))) FROM accounts)",
+    ]
+    if "credit_status" in _tables(con):
+        latest.append("(SELECT max(month) FROM credit_status)")
+    return con.execute(
+        f"SELECT min(ts)::DATE, greatest({', '.join(latest)}) FROM transactions"
+    ).fetchone()
 
 
 def fully_labelled(snapshots: list[date], horizon_months: int, end: date) -> list[date]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crmscore.dataset import data_fingerprint
 from crmscore.settings import get_settings
 from models import get_definition
 from models.definition import ModelDefinition, PromotionDecision
@@ -97,15 +97,6 @@ class TrainingResult:
             "top_decile_lift": m.get("test_top_decile_lift"),
             "champion": self.promoted,
         }
-
-
-def data_fingerprint(raw_dir: Path) -> str:
-    """A short hash of the raw files' names, sizes and modification times: which data a run saw."""
-    digest = hashlib.sha1()
-    for path in sorted(Path(raw_dir).rglob("*.parquet")):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(raw_dir)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return digest.hexdigest()[:12]
 
 
 def training_threads(n_rows: int) -> int:
