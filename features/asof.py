@@ -10,21 +10,25 @@ crossed, at most 3 days over a year). Ages, tenures and maturities are exact: bo
 
 Days with the same ``δ`` share one build over their customers only, so a set of cases costs at
 most 31 small builds. With more than one, the cases' customers' rows are first copied out of the
-raw tables in one read, which the builds then share: each build read the whole bank before (2,000
-cases over 27 days at 100,000 customers: 92 s). As-of instants are days: the history used ends at
-the start of that day (a time of day is dropped, which can only leave out, never let in, events of
-that day).
+raw tables in one read (into a temporary folder), which the builds then share; each build read the
+whole bank before (2,000 cases over 27 days at 100,000 customers: 15.6 s, was 89.5 s). As-of
+instants are days: the history used ends at the start of that day (a time of day is dropped, which
+can only leave out, never let in, events of that day).
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from features.definitions import JOIN_KEY, TIMESTAMP
+
+if TYPE_CHECKING:
+    from features.build import RawDataset
 
 
 def shift_to_month_start(days: pd.Series) -> np.ndarray:
@@ -65,7 +69,11 @@ def features_as_of(entities: pd.DataFrame, names: list[str] | None = None) -> pd
 
 
 def _builds(
-    dataset, result: pd.DataFrame, shifts: np.ndarray, built: dict, wanted: set[str] | None
+    dataset: RawDataset,
+    result: pd.DataFrame,
+    shifts: np.ndarray,
+    built: dict,
+    wanted: set[str] | None,
 ) -> list[pd.DataFrame]:
     """One build per shift over its customers: their features at the shifted snapshots, each row
     keyed by customer and (unshifted) day."""
