@@ -10,10 +10,11 @@ crossed, at most 3 days over a year). Ages, tenures and maturities are exact: bo
 
 Days with the same ``δ`` share one build over their customers only, so a set of cases costs at
 most 31 small builds. With more than one, the cases' customers' rows are first copied out of the
-raw tables in one read (into a temporary folder), which the builds then share; each build read the
-whole bank before (2,000 cases over 27 days at 100,000 customers: 15.6 s, was 89.5 s). As-of
-instants are days: the history used ends at the start of that day (a time of day is dropped, which
-can only leave out, never let in, events of that day).
+raw tables in one read (into a temporary folder beside the feature tables, as the build's passes
+are), which the builds then share; each build read the whole bank before (2,000 cases over 27
+days at 100,000 customers: 15.6 s, was 89.5 s). As-of instants are days: the history used ends at
+the start of that day (a time of day is dropped, which can only leave out, never let in, events of
+that day).
 """
 
 from __future__ import annotations
@@ -47,17 +48,21 @@ def features_as_of(entities: pd.DataFrame, names: list[str] | None = None) -> pd
     """
     from features.build import RawDataset, split_by_customer
     from features.catalog import built_features
+    from features.store import tables_dir
 
     built = built_features()
     wanted = set(names) if names is not None else None
     days = _days(entities[TIMESTAMP])
     shifts = shift_to_month_start(days)
     result = pd.DataFrame({JOIN_KEY: entities[JOIN_KEY].astype("int64").to_numpy(), "day": days})
-    with tempfile.TemporaryDirectory(prefix="crmscore-asof-") as work:
-        dataset = RawDataset.open()
-        if len(np.unique(shifts)) > 1:  # one read of the bank for every build
-            (dataset,) = split_by_customer(dataset, Path(work), 1, result[JOIN_KEY].unique())
+    dataset = RawDataset.open()
+    if len(np.unique(shifts)) == 1:
         parts = _builds(dataset, result, shifts, built, wanted)
+    else:  # one read of the bank for every build, kept on the data's disk beside the tables
+        # (not /tmp, which may be a small in-memory file system)
+        with tempfile.TemporaryDirectory(prefix=".asof-", dir=tables_dir()) as work:
+            (cases,) = split_by_customer(dataset, Path(work), 1, result[JOIN_KEY].unique())
+            parts = _builds(cases, result, shifts, built, wanted)
     columns = [f.name for fs in built.values() for f in fs if wanted is None or f.name in wanted]
     found = (
         pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[JOIN_KEY, "day"])
