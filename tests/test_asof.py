@@ -147,6 +147,9 @@ def test_several_days_at_once_equal_each_day_alone(built, small_bank, monkeypatc
     assert together.index.tolist() == [10, 11, 12, 13, 14]
     assert together.notna().any(axis=None)
     pd.testing.assert_frame_equal(together, alone)
+    from features.store import tables_dir
+
+    assert not list(tables_dir().glob(".asof-*"))  # the shared copy is gone
     get_settings.cache_clear()
 
 
