@@ -130,6 +130,7 @@ def test_several_days_at_once_equal_each_day_alone(built, small_bank, monkeypatc
     """Cases on several days share one copy of their customers' raw rows; each day computed
     alone reads the bank itself. The values must not depend on it."""
     from features.asof import features_as_of
+    from features.store import tables_dir
 
     monkeypatch.setenv("CRMSCORE_DATA_DIR", str(small_bank))
     get_settings.cache_clear()
@@ -147,8 +148,6 @@ def test_several_days_at_once_equal_each_day_alone(built, small_bank, monkeypatc
     assert together.index.tolist() == [10, 11, 12, 13, 14]
     assert together.notna().any(axis=None)
     pd.testing.assert_frame_equal(together, alone)
-    from features.store import tables_dir
-
     assert not list(tables_dir().glob(".asof-*"))  # the shared copy is gone
     get_settings.cache_clear()
 
