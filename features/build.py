@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crmscore.contract import BankContract, contract_of
-from crmscore.dataset import duckdb_select, parquet_glob, table_columns
+from crmscore.dataset import dictionary_columns, duckdb_select, parquet_glob, table_columns
 from crmscore.schema import TABLES
 from crmscore.settings import get_settings
 from features.spec import Feature, FeatureGroup
@@ -395,17 +395,13 @@ def merge_parts(parts: list[Path], target: Path) -> Path:
 
 
 def _feature_writer(path: Path, schema):
-    """A Parquet writer for a feature table. Dictionary pages only for the string columns: on
-    the numeric features pyarrow builds a dictionary, overflows it and falls back to plain pages.
-    Without the attempt the 100,000-customer transactions table wrote in 9.4 s against 17.0 s
-    and took 457 MB against 551 MB (the five tables: 642 against 737 MB)."""
-    import pyarrow as pa
+    """A zstd Parquet writer for a feature table, with dictionary pages for its text columns
+    only (:func:`crmscore.dataset.dictionary_columns`)."""
     import pyarrow.parquet as pq
 
-    strings = [
-        f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-    ]
-    return pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=strings)
+    return pq.ParquetWriter(
+        path, schema, compression="zstd", use_dictionary=dictionary_columns(schema)
+    )
 
 
 def apply() -> None:
