@@ -4,7 +4,9 @@ from the raw history at any other day (:mod:`features.asof`: a loan application'
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features.catalog import as_model_dtypes, feature_names
 from features.definitions import JOIN_KEY, TIMESTAMP
@@ -60,14 +62,17 @@ def _snapshot_training_set(entity_df: pd.DataFrame, service: str) -> pd.DataFram
             _ROW: range(len(entity_df)),
         }
     )
-    features = feature_names(service)
-    joined = store.get_historical_features(
+    table = store.get_historical_features(
         entity_df=entities, features=service_object, full_feature_names=False
-    ).to_df()
-    joined = joined.sort_values(_ROW).set_index(_ROW).reindex(range(len(entity_df)))
-    joined.index = entity_df.index
-    result = pd.concat([entity_df, joined[features]], axis=1)
-    return as_model_dtypes(result)
+    ).to_arrow()
+    # Feast answers in its own row order. One Arrow take of the feature columns puts the rows
+    # back in entity_df's order (a row Feast left out comes back as nulls); pandas' sort and
+    # reindex copied the whole joined frame twice (22 s of a 1M-customer bank's training).
+    at = np.full(len(entity_df), -1)
+    at[table[_ROW].to_numpy()] = np.arange(table.num_rows)
+    in_order = table.select(feature_names(service)).take(pa.array(at, mask=at < 0))
+    joined = in_order.to_pandas().set_axis(entity_df.index)
+    return as_model_dtypes(pd.concat([entity_df, joined], axis=1))
 
 
 def _as_utc(column: pd.Series) -> pd.Series:
