@@ -199,15 +199,21 @@ def test_features_fetched_in_chunks_equal_one_fetch(bank):
     assert numeric.notna().any().any()
 
 
-def test_a_row_cap_trains_on_a_customer_sample(first_runs, monkeypatch):
+def test_row_caps_train_on_a_customer_sample_and_draw_the_stability_reference(
+    first_runs, monkeypatch
+):
     monkeypatch.setenv("CRMSCORE_TRAINING__MAX_ROWS", "5000")
+    monkeypatch.setenv("CRMSCORE_TRAINING__REFERENCE_ROWS", "1000")
     get_settings.cache_clear()
     try:
         capped = train_model("churn", lgbm_overrides=FAST)
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+    import mlflow
     from mlflow import MlflowClient
+
+    from training.pipeline import REFERENCE_ARTIFACT
 
     client = MlflowClient(get_settings().training.tracking_uri)
 
@@ -221,6 +227,16 @@ def test_a_row_cap_trains_on_a_customer_sample(first_runs, monkeypatch):
     assert rows(capped.run_id) <= 5000 < rows(first_runs["churn"].run_id)
     assert 0 < float(client.get_run(capped.run_id).data.params["customer_share"]) < 1
     assert capped.metrics["test_auc"] > 0.55
+
+    def reference_and_training_rows(run_id: str) -> tuple[int, int]:
+        reference = mlflow.artifacts.load_dict(f"runs:/{run_id}/{REFERENCE_ARTIFACT}")
+        return reference["rows"], int(client.get_run(run_id).data.params["rows_train"])
+
+    # The stability reference: 1,000 training rows drawn under its cap, every row below it.
+    drawn, trained = reference_and_training_rows(capped.run_id)
+    assert drawn == 1000 < trained
+    drawn, trained = reference_and_training_rows(first_runs["churn"].run_id)
+    assert drawn == trained
 
 
 def test_training_threads_are_one_for_small_sets_all_cores_for_large_ones_unless_fixed(monkeypatch):

@@ -188,9 +188,13 @@ def logistic_baseline(data: TrainingSet, train: pd.DataFrame):
         ]
     )
     baseline = Pipeline([("encode", encode), ("model", LogisticRegression(max_iter=1000))])
-    if len(train) > settings.baseline_max_rows:
-        train = train.sample(settings.baseline_max_rows, random_state=settings.seed)
+    train = _drawn(train, settings.baseline_max_rows, settings.seed)
     return baseline.fit(_as_objects(train[data.features], data.categorical), train["label"])
+
+
+def _drawn(frame: pd.DataFrame, at_most: int, seed: int) -> pd.DataFrame:
+    """``frame``, or ``at_most`` of its rows drawn at random (seeded) when it is longer."""
+    return frame if len(frame) <= at_most else frame.sample(at_most, random_state=seed)
 
 
 def _as_objects(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
@@ -602,7 +606,8 @@ def evaluate(
     definition, data, test = prepared.definition, prepared.data, prepared.test
     config = get_settings().training
     scoring_model = fitted.scoring_model
-    p_train = scoring_model.predict_proba(prepared.train)
+    reference_rows = _drawn(prepared.train, config.reference_rows, config.seed)
+    p_train = scoring_model.predict_proba(reference_rows)
     p_challenger = None
     if prepared.split.cross_validated:
         folds = cross_validate(prepared, lgbm_overrides)
@@ -650,7 +655,7 @@ def evaluate(
     if definition.scorecard:
         points = scoring_model.points(p_test)
         results["test_points_median"] = float(np.median(points))
-    reference = StabilityReference.of(prepared.train, data.features, p_train)
+    reference = StabilityReference.of(reference_rows, data.features, p_train)
     if p_challenger is not None:
         challenger_metrics = metrics.classification_metrics(test["label"], p_challenger)
         results.update(_prefixed("challenger_test_", challenger_metrics))
