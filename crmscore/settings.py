@@ -284,8 +284,10 @@ class ServingSettings(BaseModel):
     #: Customers per online-store read when a whole list is scored (targets): key lookups.
     batch_chunk: int = Field(default=1000, ge=1)
     #: Customers per chunk of ``crmscore score`` (one offline point-in-time join, scored and
-    #: appended to the output): bounds its memory at any bank size.
-    snapshot_chunk: int = Field(default=50_000, ge=1)
+    #: appended to the output): bounds its memory at any bank size. At 1M customers, 200,000
+    #: took 134 s and 3.2 GB, 50,000 took 153 s and 1.7 GB (Feast plans and compiles its join
+    #: once per chunk).
+    snapshot_chunk: int = Field(default=200_000, ge=1)
 
 
 class MonitoringSettings(BaseModel):
