@@ -102,8 +102,8 @@ def as_model_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     float64 (NaN = missing), categorical features are strings (object, None = missing).
 
     Returns a frame with the same index and column order; other columns are left untouched. Cheap
-    enough for per-request use: columns already in the right dtype are not copied, and the rest
-    are converted with numpy and assigned in one step.
+    enough for per-request use: a frame already in the right dtypes is returned as it is, and
+    otherwise the converted columns and the others are put together in one step.
     """
     known = _features()
     converted: dict[str, np.ndarray] = {}
@@ -118,14 +118,20 @@ def as_model_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
                 values[pd.isna(values)] = None
                 converted[name] = values
         elif column.dtype != np.float64:
+            if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iufb":
+                # Plain numpy numbers hold no missing marker to map: cast directly. Through
+                # Python objects, a 250,000-row chunk's 61 integer columns took 1.5 s.
+                converted[name] = column.to_numpy(dtype=np.float64)
+                continue
             try:
                 converted[name] = np.asarray(column.to_numpy(dtype=object), dtype=np.float64)
             except (TypeError, ValueError):
                 converted[name] = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
     if not converted:
         return frame
-    updated = pd.DataFrame(converted, index=frame.index)
-    return pd.concat([frame.drop(columns=list(converted)), updated], axis=1)[list(frame.columns)]
+    # One copy into the new frame (dropping, concatenating and reordering made three).
+    columns = {name: converted.get(name, frame[name]) for name in frame.columns}
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def describe(name: str) -> str:

@@ -71,7 +71,8 @@ def _snapshot_training_set(entity_df: pd.DataFrame, service: str) -> pd.DataFram
     at = np.full(len(entity_df), -1)
     at[table[_ROW].to_numpy()] = np.arange(table.num_rows)
     in_order = table.select(feature_names(service)).take(pa.array(at, mask=at < 0))
-    joined = in_order.to_pandas().set_axis(entity_df.index)
+    joined = in_order.to_pandas()
+    joined.index = entity_df.index  # set_axis would copy the frame
     return as_model_dtypes(pd.concat([entity_df, joined], axis=1))
 
 
