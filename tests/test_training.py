@@ -239,6 +239,16 @@ def test_row_caps_train_on_a_customer_sample_and_draw_the_stability_reference(
     assert drawn == trained
 
 
+def test_drawn_keeps_a_short_frame_and_draws_the_same_rows_of_a_long_one():
+    from training.dataset import drawn
+
+    frame = pd.DataFrame({"x": range(10)})
+    assert drawn(frame, 10) is frame  # not longer than the cap: every row, not even a copy
+    first, again = drawn(frame, 4), drawn(frame, 4)
+    assert len(first) == 4 and first.index.is_unique
+    assert first.index.equals(again.index)  # seeded (training.seed): the same rows every run
+
+
 def test_training_threads_are_one_for_small_sets_all_cores_for_large_ones_unless_fixed(monkeypatch):
     from training.pipeline import training_threads
 

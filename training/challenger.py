@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from crmscore.settings import get_settings
+from training.dataset import drawn
 from training.scorecard import Scorecard
 
 #: optbinning's name for the direction of the event rate across bins.
@@ -94,8 +95,7 @@ def fit_scorecard_challenger(
     from sklearn.linear_model import LogisticRegression
 
     config = get_settings().training
-    if len(train) > config.challenger_max_rows:
-        train = train.sample(config.challenger_max_rows, random_state=config.seed)
+    train = drawn(train, config.challenger_max_rows)
     numeric = [f for f in features if f not in categorical]
     binning = BinningProcess(
         variable_names=list(features),

@@ -33,6 +33,15 @@ ENTITY = ["customer_id", "event_timestamp"]
 TrainingSetSource = Callable[[pd.DataFrame, str], pd.DataFrame]
 
 
+def drawn(frame: pd.DataFrame, at_most: int) -> pd.DataFrame:
+    """``frame``, or ``at_most`` of its rows drawn at random (``training.seed``) when it is
+    longer: what a step needs of a big training set (the baseline, the challenger, the stability
+    reference, the SHAP plot) without the cost of every row."""
+    if len(frame) <= at_most:
+        return frame
+    return frame.sample(at_most, random_state=get_settings().training.seed)
+
+
 def feast_training_set() -> TrainingSetSource:
     """The feature store's point-in-time retrieval, with a clear error when it is missing."""
     try:

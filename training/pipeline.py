@@ -47,6 +47,7 @@ from training.dataset import (
     TrainingSetSource,
     assemble_training_set,
     candidate_snapshots,
+    drawn,
     feast_training_set,
     labelled_rows,
 )
@@ -188,13 +189,8 @@ def logistic_baseline(data: TrainingSet, train: pd.DataFrame):
         ]
     )
     baseline = Pipeline([("encode", encode), ("model", LogisticRegression(max_iter=1000))])
-    train = _drawn(train, settings.baseline_max_rows, settings.seed)
+    train = drawn(train, settings.baseline_max_rows)
     return baseline.fit(_as_objects(train[data.features], data.categorical), train["label"])
-
-
-def _drawn(frame: pd.DataFrame, at_most: int, seed: int) -> pd.DataFrame:
-    """``frame``, or ``at_most`` of its rows drawn at random (seeded) when it is longer."""
-    return frame if len(frame) <= at_most else frame.sample(at_most, random_state=seed)
 
 
 def _as_objects(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
@@ -606,7 +602,7 @@ def evaluate(
     definition, data, test = prepared.definition, prepared.data, prepared.test
     config = get_settings().training
     scoring_model = fitted.scoring_model
-    reference_rows = _drawn(prepared.train, config.reference_rows, config.seed)
+    reference_rows = drawn(prepared.train, config.reference_rows)
     p_train = scoring_model.predict_proba(reference_rows)
     p_challenger = None
     if prepared.split.cross_validated:
@@ -748,7 +744,7 @@ def _log_figures(prepared: PreparedData, fitted: FittedModels, evaluation: Evalu
         "plots/calibration.png": plots.calibration_figure(evaluation.calibration, title),
         "plots/lift_gain.png": plots.lift_figure(evaluation.lift, title),
     }
-    sample = test.sample(min(config.shap_rows, len(test)), random_state=config.seed)
+    sample = drawn(test, config.shap_rows)
     try:
         figures["plots/shap_summary.png"] = plots.shap_summary_figure(
             fitted.scoring_model.booster, sample[features], title
