@@ -213,6 +213,7 @@ def test_row_caps_train_on_a_customer_sample_and_draw_the_stability_reference(
     import mlflow
     from mlflow import MlflowClient
 
+    from training.document import DOCUMENT_ARTIFACT
     from training.pipeline import REFERENCE_ARTIFACT
 
     client = MlflowClient(get_settings().training.tracking_uri)
@@ -232,11 +233,20 @@ def test_row_caps_train_on_a_customer_sample_and_draw_the_stability_reference(
         reference = mlflow.artifacts.load_dict(f"runs:/{run_id}/{REFERENCE_ARTIFACT}")
         return reference["rows"], int(client.get_run(run_id).data.params["rows_train"])
 
-    # The stability reference: 1,000 training rows drawn under its cap, every row below it.
+    def document(run_id: str) -> str:
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/{DOCUMENT_ARTIFACT}")
+
+    # The stability reference: 1,000 training rows drawn under its cap, every row below it; the
+    # model document says which.
     drawn, trained = reference_and_training_rows(capped.run_id)
     assert drawn == 1000 < trained
-    drawn, trained = reference_and_training_rows(first_runs["churn"].run_id)
+    assert f"Training population (a random 1,000 of its {trained:,} rows)" in document(
+        capped.run_id
+    )
+    first = first_runs["churn"].run_id
+    drawn, trained = reference_and_training_rows(first)
     assert drawn == trained
+    assert f"Training population (all {trained:,} rows)" in document(first)
 
 
 def test_drawn_keeps_a_short_frame_and_draws_the_same_rows_of_a_long_one():

@@ -437,7 +437,7 @@ def _stability(record: RunRecord) -> str:
     shown = stability[(stability["column"] == "score") | stability["column"].isin(importance)]
     counts = stability.iloc[1:]["band"].value_counts()
     body = h.paragraph(
-        f"Training population against the test snapshot. Score PSI "
+        f"{_reference_population(record)} against the test snapshot. Score PSI "
         f"{stability.iloc[0]['index']:.3f} ({stability.iloc[0]['band']}); CSI of all "
         f"{len(stability) - 1} inputs: {counts.get('green', 0)} green, {counts.get('amber', 0)} "
         f"amber, {counts.get('red', 0)} red. Shown: the score and the {TOP_CSI} most important "
@@ -453,6 +453,16 @@ def _stability(record: RunRecord) -> str:
             "missing_change": h.percent(1),
         },
     )
+
+
+def _reference_population(record: RunRecord) -> str:
+    """Which training rows the stability reference holds (``training.reference_rows``)."""
+    drawn, trained = record.metrics.get("reference_rows"), int(record.params.get("rows_train", 0))
+    if drawn is None or not trained:  # a run logged before the reference was drawn
+        return "Training population"
+    if drawn < trained:
+        return f"Training population (a random {drawn:,.0f} of its {trained:,} rows)"
+    return f"Training population (all {trained:,} rows)"
 
 
 def _comparison(record: RunRecord, performance: pd.DataFrame) -> str:

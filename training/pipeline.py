@@ -652,6 +652,7 @@ def evaluate(
         points = scoring_model.points(p_test)
         results["test_points_median"] = float(np.median(points))
     reference = StabilityReference.of(reference_rows, data.features, p_train)
+    results["reference_rows"] = float(reference.rows)  # the model document says how many
     if p_challenger is not None:
         challenger_metrics = metrics.classification_metrics(test["label"], p_challenger)
         results.update(_prefixed("challenger_test_", challenger_metrics))
