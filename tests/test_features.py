@@ -386,6 +386,28 @@ def test_training_set_is_point_in_time_and_keeps_rows(store_ready):
     assert (result[numeric].dtypes == "float64").all()
 
 
+def test_a_training_set_refuses_an_entity_row_feast_returned_twice(monkeypatch):
+    from features import training_set
+
+    class Answer:  # Feast's rows for two entity rows: the first twice, the second missing
+        def to_arrow(self) -> pa.Table:
+            return pa.table({training_set._ROW: [0, 0]})
+
+    class Store:
+        def get_feature_service(self, name: str) -> str:
+            return name
+
+        def get_historical_features(self, **request) -> Answer:
+            return Answer()
+
+    monkeypatch.setattr("features.store.get_store", Store)
+    entity_df = pd.DataFrame(
+        {"customer_id": [1, 2], "event_timestamp": pd.Timestamp("2025-01-01", tz="UTC")}
+    )
+    with pytest.raises(ValueError, match="returned an entity row twice"):
+        training_set.get_training_set(entity_df, "churn")
+
+
 # --- online store ----------------------------------------------------------------------------
 
 
