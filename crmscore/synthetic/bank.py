@@ -149,7 +149,8 @@ def _simulate(
             continue
         for name in ("transactions", "interactions"):
             frame = getattr(rows, name)
-            frame = frame.sort_values(["ts"], kind="stable")
+            if not frame["ts"].is_monotonic_increasing:  # transactions come in time order
+                frame = frame.sort_values(["ts"], kind="stable")
             writers.add(name, frame, sim.customer_ids, t)
         writers.add("credit_status", rows.credit_status, sim.customer_ids, t)
         writers.oracle(rows.oracle, rows.events, t)
