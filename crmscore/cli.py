@@ -68,6 +68,7 @@ def generate(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Write a synthetic bank with known truth (raw tables + bank.yaml + oracle probabilities)."""
+    from crmscore.allocator import keep_freed_memory
     from crmscore.contract import DEFAULT_CONTRACT, BankContract, ContractError
     from crmscore.synthetic import BankConfig, EconomicShock, generate_bank
     from crmscore.synthetic.contacts import read_contacts
@@ -83,6 +84,7 @@ def generate(
             shock=EconomicShock(shock_from) if shock_from else None,
         )
         contacts = read_contacts(campaigns, config.contract) if campaigns else None
+        keep_freed_memory()  # this process simulates (a bank of one group); see its module
         summary = generate_bank(
             config,
             out or get_settings().data_dir,

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crmscore import schema
+from crmscore.allocator import keep_freed_memory
 from crmscore.dataset import ARROW_TYPES, arrow_schema, dictionary_columns
 from crmscore.progress import progress_bar
 from crmscore.synthetic import vocabulary
@@ -175,6 +176,7 @@ _ticks = None
 def _start_worker(ticks) -> None:
     global _ticks
     _ticks = ticks
+    keep_freed_memory()  # the worker only simulates (see crmscore.allocator)
 
 
 def _simulate_in_worker(cfg: BankConfig, group: _Group, tmp: Path) -> tuple[Counter, Counter]:
