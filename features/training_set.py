@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from features.catalog import as_model_dtypes, feature_names
+from features.catalog import as_model_dtypes, categorical_features, feature_names
 from features.definitions import JOIN_KEY, TIMESTAMP
 
 _ROW = "__crmscore_row"
@@ -65,17 +66,55 @@ def _snapshot_training_set(entity_df: pd.DataFrame, service: str) -> pd.DataFram
     table = store.get_historical_features(
         entity_df=entities, features=service_object, full_feature_names=False
     ).to_arrow()
-    # Feast answers in its own row order. One Arrow take of the feature columns puts the rows
-    # back in entity_df's order (a row Feast left out comes back as nulls); pandas' sort and
-    # reindex copied the whole joined frame twice (22 s of a 1M-customer bank's training).
+    # Feast answers in its own row order: ``at[i]`` is the answer's row for entity row i.
     at = np.full(len(entity_df), -1)
     at[table[_ROW].to_numpy()] = np.arange(table.num_rows)
     if np.count_nonzero(at >= 0) != table.num_rows:  # one row would silently replace another
         raise ValueError(f"feature service '{service}': Feast returned an entity row twice")
-    in_order = table.select(feature_names(service)).take(pa.array(at, mask=at < 0))
-    joined = in_order.to_pandas()
-    joined.index = entity_df.index  # set_axis would copy the frame
-    return as_model_dtypes(pd.concat([entity_df, joined], axis=1))
+    return in_entity_order(table, at, entity_df, service)
+
+
+def in_entity_order(
+    table: pa.Table, at: np.ndarray, entity_df: pd.DataFrame, service: str
+) -> pd.DataFrame:
+    """``entity_df`` with the features of ``service`` from row ``at[i]`` of ``table`` for each
+    entity row ``i`` (-1: no row, so nulls), in the model dtypes of
+    :func:`features.catalog.as_model_dtypes`.
+
+    Each numeric feature is taken from Arrow straight into its row of one float64 block, which
+    becomes the frame's block as it is: one copy of the features. Arrow's take, the conversion to
+    pandas, the concatenation and the dtype pass made four, and took a third of a 250,000-row
+    fetch of a 1M-customer bank (13 s of 46 s for four fetches).
+    """
+    names = feature_names(service)
+    strings = set(categorical_features(service))
+    numeric = [name for name in names if name not in strings]
+    missing = at < 0
+    rows = np.where(missing, 0, at)
+    block = np.full((len(numeric), len(at)), np.nan)
+    if table.num_rows:
+        for out, name in zip(block, numeric, strict=True):
+            np.take(_as_float(table[name]), rows, out=out)
+        block[:, missing] = np.nan
+    frame = pd.DataFrame(block.T, columns=numeric, index=entity_df.index, copy=False)
+    for position, column in enumerate(entity_df.columns):
+        frame.insert(position, column, entity_df[column])
+    for position, name in enumerate(names, start=len(entity_df.columns)):
+        if name in strings:
+            values = table[name].to_numpy().astype(object, copy=False)
+            values = values.take(rows) if table.num_rows else np.full(len(at), None)
+            values[missing | pd.isna(values)] = None
+            frame.insert(position, name, values)
+    return frame
+
+
+def _as_float(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric feature column as float64, nulls as NaN (Arrow's cast; a value that is not a
+    number, which the feature build never writes, becomes NaN as in ``as_model_dtypes``)."""
+    kind = column.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+        return pc.cast(column, pa.float64()).to_numpy()
+    return pd.to_numeric(column.to_pandas(), errors="coerce").to_numpy(np.float64)
 
 
 def _as_utc(column: pd.Series) -> pd.Series:

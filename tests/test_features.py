@@ -408,6 +408,36 @@ def test_a_training_set_refuses_an_entity_row_feast_returned_twice(monkeypatch):
         training_set.get_training_set(entity_df, "churn")
 
 
+def test_a_training_set_takes_feasts_rows_back_into_entity_order(monkeypatch):
+    from features import training_set
+
+    monkeypatch.setattr(training_set, "feature_names", lambda service: ["count", "segment", "x"])
+    monkeypatch.setattr(training_set, "categorical_features", lambda service: ["segment"])
+    answer = pa.table(  # Feast's rows, in its own order
+        {
+            "count": pa.array([7, 5], pa.int64()),  # entity row 2; entity row 0
+            "segment": ["gold", None],
+            "x": pa.array([None, 0.5], pa.float64()),
+        }
+    )
+    entity_df = pd.DataFrame(
+        {"customer_id": [11, 12, 13], "label": [1, 0, 1]},  # 12: Feast gave no row
+        index=[10, 20, 30],
+    )
+    result = training_set.in_entity_order(answer, np.array([1, -1, 0]), entity_df, "churn")
+    expected = pd.DataFrame(
+        {
+            "customer_id": [11, 12, 13],
+            "label": [1, 0, 1],
+            "count": [5.0, np.nan, 7.0],  # integers become float64, a missing row NaN
+            "segment": np.array([None, None, "gold"], dtype=object),  # missing: None
+            "x": [0.5, np.nan, np.nan],
+        },
+        index=[10, 20, 30],
+    )
+    pd.testing.assert_frame_equal(result, expected, check_exact=True)
+
+
 # --- online store ----------------------------------------------------------------------------
 
 
