@@ -83,8 +83,8 @@ def in_entity_order(
 
     Each numeric feature is taken from Arrow straight into its row of one float64 block, which
     becomes the frame's block as it is: one copy of the features. Arrow's take, the conversion to
-    pandas, the concatenation and the dtype pass made four, and took a third of a 250,000-row
-    fetch of a 1M-customer bank (13 s of 46 s for four fetches).
+    pandas, the concatenation and the dtype pass made four: four 250,000-row fetches of
+    a 1M-customer bank took 45.1 s that way and 32.6 s this way.
     """
     names = feature_names(service)
     strings = set(categorical_features(service))
