@@ -91,11 +91,11 @@ def in_entity_order(
     numeric = [name for name in names if name not in strings]
     missing = at < 0
     rows = np.where(missing, 0, at)
-    block = np.full((len(numeric), len(at)), np.nan)
-    if table.num_rows:
-        for out, name in zip(block, numeric, strict=True):
+    block = np.empty((len(numeric), len(at)))
+    for out, name in zip(block, numeric, strict=True):
+        if table.num_rows:  # otherwise every row is missing
             np.take(_as_float(table[name]), rows, out=out)
-        block[:, missing] = np.nan
+    block[:, missing] = np.nan
     frame = pd.DataFrame(block.T, columns=numeric, index=entity_df.index, copy=False)
     for position, column in enumerate(entity_df.columns):
         frame.insert(position, column, entity_df[column])

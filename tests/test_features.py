@@ -436,6 +436,9 @@ def test_a_training_set_takes_feasts_rows_back_into_entity_order(monkeypatch):
         index=[10, 20, 30],
     )
     pd.testing.assert_frame_equal(result, expected, check_exact=True)
+    # No row at all: every feature missing.
+    none = training_set.in_entity_order(answer.slice(0, 0), np.full(3, -1), entity_df, "churn")
+    assert none[["count", "x"]].isna().all().all() and none["segment"].tolist() == [None] * 3
 
 
 # --- online store ----------------------------------------------------------------------------
