@@ -289,13 +289,14 @@ def test_stable_order_is_lexsort():
 
 # --- the generator's allocator setting (crmscore.allocator) ------------------------------------
 _FREE_AN_ARRAY = """
+import os
 import sys
 import numpy as np
 from crmscore.allocator import keep_freed_memory
 
 applied = keep_freed_memory() if sys.argv[1] == "keep" else True
 def resident() -> int:
-    return int(open("/proc/self/statm").read().split()[1]) * 4096
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 before = resident()
 month = np.ones(20_000_000 // 8)  # a 20 MB array, as a simulated month holds many of
 del month
