@@ -135,12 +135,10 @@ def log_to_mlflow(report: MonitoringReport, html: str) -> str:
     """One run in the monitoring experiment; returns its id."""
     import mlflow
 
-    from training.registry import configure_mlflow
+    from training.registry import configure_mlflow, ensure_experiment
 
     client = configure_mlflow()
-    name = get_settings().monitoring.experiment
-    experiment = client.get_experiment_by_name(name)
-    experiment_id = experiment.experiment_id if experiment else mlflow.create_experiment(name)
+    experiment_id = ensure_experiment(client, get_settings().monitoring.experiment)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"monitor-{report.snapshot}"):
         mlflow.set_tags({"snapshot": str(report.snapshot), "status": report.status})
         for m in report.models:

@@ -69,6 +69,24 @@ def test_a_calm_economy_stays_green(calm_bank, tmp_path):
     assert "No red threshold crossed." in html and "Jeffreys" not in result.output
 
 
+def test_the_report_is_kept_beside_the_registry_wherever_the_command_runs(
+    calm_bank, tmp_path, monkeypatch
+):
+    """A scheduler runs ``crmscore monitor`` from any folder: the run's artefacts (the report, the
+    alerts) go beside the local database, as the models' do, not into ``./mlruns`` there."""
+    elsewhere = tmp_path / "cron"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result, client, run = run_monitor(tmp_path / "report.html")
+    assert result.exit_code == 0, result.output
+    database = Path(calm_bank["CRMSCORE_TRAINING__TRACKING_URI"].removeprefix("sqlite:///"))
+    kept = Path(run.info.artifact_uri.removeprefix("file://"))
+    assert kept.is_relative_to(database.parent / "artifacts"), run.info.artifact_uri
+    (page,) = [a.path for a in client.list_artifacts(run.info.run_id) if a.path.endswith(".html")]
+    assert (kept / page).is_file()
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_an_economic_shock_turns_monitoring_red(calm_bank, tmp_path):
     root = tmp_path / "shocked"
     # Same bank, same seed, a downturn from the day the champions' data ends; their registry.

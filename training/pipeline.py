@@ -882,7 +882,7 @@ def train_model(
     """
     import mlflow
 
-    from training.registry import configure_mlflow, ensure_experiment
+    from training.registry import configure_mlflow, ensure_experiment, registered_name
 
     definition = model if isinstance(model, ModelDefinition) else get_definition(model)
     raw_dir = Path(raw_dir or get_settings().raw_dir)
@@ -895,7 +895,7 @@ def train_model(
     evaluation = evaluate(prepared, fitted, lgbm_overrides)
     step("log to MLflow")
     client = configure_mlflow()
-    experiment_id = ensure_experiment(client, definition.name)
+    experiment_id = ensure_experiment(client, registered_name(definition.name))
     run_name = f"{definition.name}-{prepared.fingerprint}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name):
         logged = log_run(prepared, fitted, evaluation, lgbm_overrides)

@@ -68,9 +68,11 @@ def register_version(name: str, model_uri: str, model_id: str | None = None) -> 
     return str(client.create_model_version(name, source=model_uri, model_id=model_id).version)
 
 
-def ensure_experiment(client, model: str) -> str:
-    """The id of experiment ``<prefix><model>``, created (with a local artifact root) if needed."""
-    name = registered_name(model)
+def ensure_experiment(client, name: str) -> str:
+    """The id of experiment ``name``, created (with a local artifact root) if needed.
+
+    Every experiment is created here: MLflow's own ``create_experiment`` leaves the artifacts of
+    a local database's runs in ``./mlruns`` of whatever folder the command ran in."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
