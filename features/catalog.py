@@ -8,12 +8,14 @@ sentence; training uses :func:`categorical_features` to tell encoders what is a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crmscore.contract import BankContract, current_contract
 from features.definitions import SERVICES, service_features
@@ -132,6 +134,46 @@ def as_model_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     # One copy into the new frame (dropping, concatenating and reordering made three).
     columns = {name: converted.get(name, frame[name]) for name in frame.columns}
     return pd.DataFrame(columns, index=frame.index)
+
+
+def taken_in_model_dtypes(
+    table: pa.Table, at: np.ndarray, numeric: Sequence[str], text: Sequence[str]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Row ``at[i]`` of an Arrow ``table`` for each output row ``i`` (-1: no row, so missing), in
+    the dtypes of :func:`as_model_dtypes`: the ``numeric`` features as one float64 block, a row
+    per feature (``len(numeric) × len(at)``, NaN = missing), the ``text`` features as object
+    arrays (None = missing). A feature the table lacks is missing throughout.
+
+    Each numeric feature is cast by Arrow and taken straight into its row of the block: one copy
+    of the values, where Arrow's take, the conversion to pandas and a dtype pass made three."""
+    missing = at < 0
+    rows = np.where(missing, 0, at)
+    present = set(table.column_names) if table.num_rows else set()
+    block = np.empty((len(numeric), len(at)))
+    for out, name in zip(block, numeric, strict=True):
+        if name in present:
+            np.take(_as_float(table[name]), rows, out=out)
+        else:
+            out[:] = np.nan
+    block[:, missing] = np.nan
+    strings = {}
+    for name in text:
+        if name in present:
+            values = table[name].to_numpy().astype(object, copy=False).take(rows)
+            values[missing | pd.isna(values)] = None
+        else:
+            values = np.full(len(at), None, dtype=object)
+        strings[name] = values
+    return block, strings
+
+
+def _as_float(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric feature column as float64, nulls as NaN (Arrow's cast; a value that is not a
+    number, which the feature build never writes, becomes NaN as in :func:`as_model_dtypes`)."""
+    kind = column.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+        return pc.cast(column, pa.float64()).to_numpy()
+    return pd.to_numeric(column.to_pandas(), errors="coerce").to_numpy(np.float64)
 
 
 def describe(name: str) -> str:

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from features.catalog import categorical_features, feature_names
+from features.catalog import categorical_features, feature_names, taken_in_model_dtypes
 from features.definitions import JOIN_KEY
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from feast import FeatureService, FeatureStore
 
 
@@ -196,6 +197,23 @@ class FeatureRows:
             layout=layout,
             text=text,
         )
+
+    @classmethod
+    def from_arrow(
+        cls, table: pa.Table, at: np.ndarray, customer_ids: list[int], layout: FeatureLayout
+    ) -> FeatureRows:
+        """The rows of ``customer_ids``: row ``at[i]`` of an Arrow ``table`` for id ``i`` (-1: no
+        row, every feature missing), straight from Arrow into the matrix
+        (:func:`features.catalog.taken_in_model_dtypes`)."""
+        block, text = taken_in_model_dtypes(table, at, layout.numeric, layout.text)
+        return cls(customer_ids=list(customer_ids), numeric=block.T, layout=layout, text=text)
+
+    def known(self) -> np.ndarray:
+        """Per row, whether any feature has a value (a customer the store knows)."""
+        known = ~np.isnan(self.numeric).all(axis=1)
+        for values in self.text.values():
+            known |= pd.notna(values)
+        return known
 
     @classmethod
     def concat(cls, parts: Sequence[FeatureRows], layout: FeatureLayout) -> FeatureRows:

@@ -441,6 +441,33 @@ def test_a_training_set_takes_feasts_rows_back_into_entity_order(monkeypatch):
     assert none[["count", "x"]].isna().all().all() and none["segment"].tolist() == [None] * 3
 
 
+def test_batch_rows_take_feasts_arrow_answer_into_the_matrix():
+    """Batch scoring's snapshot rows come from Feast's Arrow answer as the training sets' do; a
+    customer whose every feature is missing is not known, and a feature the answer lacks (the
+    bank has none) is missing for everyone."""
+    from features.online import FeatureLayout, FeatureRows
+
+    answer = pa.table(  # Feast's rows, in its own order
+        {
+            "count": pa.array([7, None, 5], pa.int64()),  # customer 13; customer 12; customer 11
+            "segment": [None, None, "gold"],
+        }
+    )
+    layout = FeatureLayout(numeric=("count", "absent"), text=("segment",))
+    rows = FeatureRows.from_arrow(answer, np.array([2, 1, 0, -1]), [11, 12, 13, 14], layout)
+    assert rows.customer_ids == [11, 12, 13, 14]
+    np.testing.assert_array_equal(rows["count"], [5.0, np.nan, 7.0, np.nan])
+    assert rows["count"].dtype == np.float64
+    np.testing.assert_array_equal(rows["absent"], [np.nan] * 4)
+    assert rows["segment"].tolist() == ["gold", None, None, None]
+    assert rows.known().tolist() == [
+        True,  # 11: count and segment
+        False,  # 12: a row of nulls only
+        True,  # 13: count alone
+        False,  # 14: no row at all
+    ]
+
+
 # --- online store ----------------------------------------------------------------------------
 
 
