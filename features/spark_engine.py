@@ -46,6 +46,9 @@ _DEFAULT_CONF = {
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.shuffle.partitions": "16",
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+    # crmscore saves no Spark tables, but a session still makes its warehouse folder: by default
+    # ./spark-warehouse in whatever folder the command ran from.
+    "spark.sql.warehouse.dir": str(Path(tempfile.gettempdir()) / "crmscore-spark-warehouse"),
 }
 
 

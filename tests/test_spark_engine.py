@@ -9,6 +9,7 @@ session (every test uses the same ``SPARK_SETTINGS``).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -111,6 +112,16 @@ def spark_bank(tmp_path_factory):
             patch.undo()
             get_settings.cache_clear()
         yield {"root": root, "spark_tables": spark_tables}
+
+
+def test_a_spark_build_leaves_no_folder_where_the_command_ran(spark_bank):
+    """Spark's warehouse folder (never used: crmscore saves no Spark tables) is a scratch folder,
+    not ``./spark-warehouse`` beside the user's files."""
+    from features.spark_engine import spark_session
+
+    warehouse = Path(spark_session().conf.get("spark.sql.warehouse.dir").removeprefix("file:"))
+    assert not warehouse.is_relative_to(Path.cwd()), warehouse
+    assert not (Path.cwd() / "spark-warehouse").exists()
 
 
 @pytest.mark.slow
