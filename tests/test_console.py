@@ -150,14 +150,18 @@ def test_login_sets_a_strict_httponly_session_cookie_and_every_page_loads(browse
 
 
 def _log_monitoring_report(server) -> str:
-    """A report in the monitoring experiment, as ``crmscore monitor`` logs it."""
+    """A report in the monitoring experiment, as ``crmscore monitor`` logs it (into the experiment
+    it creates, so the artefact is kept beside the stack's database)."""
     import mlflow
 
-    mlflow.set_tracking_uri(server["env"]["CRMSCORE_TRAINING__TRACKING_URI"])
-    experiment = mlflow.set_experiment("crmscore-monitoring")
+    from tests.stacks import settings_env
+    from training.registry import configure_mlflow, ensure_experiment
+
     name = "monitoring_2026-01-01.html"
-    with mlflow.start_run(experiment_id=experiment.experiment_id, run_name="monitor-2026-01-01"):
-        mlflow.log_text("<h1>monitoring</h1>", name)
+    with settings_env(server["env"]):
+        experiment_id = ensure_experiment(configure_mlflow(), get_settings().monitoring.experiment)
+        with mlflow.start_run(experiment_id=experiment_id, run_name="monitor-2026-01-01"):
+            mlflow.log_text("<h1>monitoring</h1>", name)
     return name
 
 
