@@ -417,7 +417,7 @@ def book_engines(floors: Floors, source, chunk: list[int]) -> float:
     from features.online import FeatureRows
     from features.training_set import point_in_time
     from serving.catalogue import cross_sell_products
-    from training.compiled_model import PARALLEL_ROWS
+    from training.compiled_model import prediction_threads
 
     entities = pd.DataFrame({"customer_id": chunk, "event_timestamp": source.snapshot})
     started = time.perf_counter()
@@ -426,9 +426,8 @@ def book_engines(floors: Floors, source, chunk: list[int]) -> float:
     rows = FeatureRows.from_arrow(table, at, chunk, source.layout)  # untimed: our code
     for model in floors.champions.compiled.values():
         matrix = model.matrix(rows, cross_sell_products() if model.key else None)
-        threads = 1 if len(matrix) < PARALLEL_ROWS else 0  # as the path predicts
         started = time.perf_counter()
-        model.booster.predict(matrix, num_threads=threads)
+        model.booster.predict(matrix, num_threads=prediction_threads(len(matrix)))
         seconds += time.perf_counter() - started
     return seconds
 

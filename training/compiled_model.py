@@ -38,6 +38,12 @@ if TYPE_CHECKING:
 PARALLEL_ROWS = 20_000
 
 
+def prediction_threads(rows: int) -> int:
+    """LightGBM's ``num_threads`` for predicting ``rows`` rows: 1 below :data:`PARALLEL_ROWS`, else
+    0 (LightGBM's OpenMP default)."""
+    return 1 if rows < PARALLEL_ROWS else 0
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Platt scaling as scikit-learn's fitted sigmoid: ``expit(-(a * f + b))`` averaged over its
@@ -177,8 +183,7 @@ class CompiledModel:
     # --- scores --------------------------------------------------------------------------------
 
     def _predict(self, matrix: np.ndarray, **kind: bool) -> np.ndarray:
-        threads = 1 if len(matrix) < PARALLEL_ROWS else 0  # 0: LightGBM's OpenMP default
-        return self.booster.predict(matrix, num_threads=threads, **kind)
+        return self.booster.predict(matrix, num_threads=prediction_threads(len(matrix)), **kind)
 
     def raw_score(self, matrix: np.ndarray) -> np.ndarray:
         """The booster's log-odds per row."""
