@@ -50,6 +50,14 @@ KNOWN: tuple[Known, ...] = (
         "installed version.",
     ),
     Known(
+        DeprecationWarning,  # pydantic's PydanticDeprecatedSince211
+        r"/_bentoml_impl/server/",
+        r"Accessing the 'model_fields' attribute on the instance is deprecated",
+        "BentoML's server reads a request model's fields from the instance (pydantic 2.11 wants "
+        "the class) on the first request of each worker; the same fields, and pydantic stays "
+        "below 3 in the lock.",
+    ),
+    Known(
         Warning,  # SQLAlchemy's SADeprecationWarning
         r"/mlflow/store/",
         r"The ``noload`` loader strategy is deprecated",
