@@ -327,6 +327,10 @@ def split_by_customer(
     only = ""
     with duckdb.connect() as con:
         con.execute(f"SET memory_limit = '{get_settings().features.duckdb_memory()}'")
+        # A part's row order means nothing (every feature orders its own windows and ties), and
+        # writing in any order saves DuckDB re-sequencing its threads' output: the 1M bank's
+        # transactions split in 133-139 s against 149-151 s.
+        con.execute("SET preserve_insertion_order = false")
         if customers is not None:
             con.register("only_customers", pd.DataFrame({"customer_id": list(customers)}))
             only = " WHERE customer_id IN (SELECT customer_id FROM only_customers)"
