@@ -7,10 +7,11 @@ PYTHON  ?= python3
 .PHONY: install demo test lint clean
 
 # uv installs the same locked tree as pip in a fraction of the time (a fresh .venv: about 45 s
-# against pip's 150-200 s, most of it pip compiling every package's bytecode up front). uv reads its
-# own index settings (UV_DEFAULT_INDEX, UV_INDEX), not pip.conf; where only pip reaches the
-# packages, `make PIP_INSTALL='$(BIN)/pip install --quiet -c requirements.lock' ...` does.
-# The recipe's pip only fetches uv; -qq keeps the warnings of index folders without a uv wheel off the screen.
+# against pip's 150-200 s here). uv reads its own index settings (UV_DEFAULT_INDEX, UV_INDEX), not
+# pip.conf; where only pip reaches the packages,
+# `make PIP_INSTALL='$(BIN)/pip install --quiet -c requirements.lock' ...` does. The recipe's pip
+# only fetches uv; -qq keeps its warnings about index folders without a uv wheel off the screen
+# (errors still show).
 PIP_INSTALL ?= $(BIN)/uv pip install --quiet --python $(BIN)/python -c requirements.lock
 
 $(STAMP): pyproject.toml requirements.lock
