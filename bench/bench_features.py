@@ -4,6 +4,9 @@ Every figure comes with a baseline measured in the same run on the same data:
 
 * building all feature tables (DuckDB) vs a plain DuckDB scan-and-aggregate of the same
   transactions (count, sum, min, max per customer and month, written to Parquet);
+* splitting the raw tables into ``--passes`` parts by customer (``features.build.
+  split_by_customer``, the first step of a big bank's build) vs DuckDB copying the same raw tables
+  into one Parquet file each;
 * merging a big bank's passes (``features.build.merge_parts``, the transactions table cut into
   ``--passes`` parts as the passes write them) vs DuckDB copying the same parts into one Parquet
   file, unordered;
@@ -73,6 +76,36 @@ def scan_aggregate_baseline(raw_dir: Path, out: Path) -> float:
             """
         )
     return time.perf_counter() - started
+
+
+def split_and_baseline(raw_dir: Path, work: Path, passes: int, repeat: int) -> tuple[float, float]:
+    """Seconds to split the raw tables under ``raw_dir`` into ``passes`` parts by customer, and
+    for DuckDB to copy each of the same tables into one Parquet file (best of ``repeat`` each)."""
+    import shutil
+
+    import duckdb
+
+    from crmscore.dataset import parquet_glob
+    from features.build import RawDataset, split_by_customer
+
+    dataset = RawDataset.open(raw_dir)
+
+    def split() -> None:
+        shutil.rmtree(work, ignore_errors=True)
+        split_by_customer(dataset, work, passes)
+
+    def copy() -> None:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        with duckdb.connect() as con:
+            for name in dataset.columns:
+                rows = f"SELECT * FROM read_parquet('{parquet_glob(dataset.path, name)}')"
+                con.execute(f"COPY ({rows}) TO '{work / name}.parquet'")
+
+    split_s, _ = timed(split, repeat=repeat)
+    copy_s, _ = timed(copy, repeat=repeat)
+    shutil.rmtree(work, ignore_errors=True)
+    return split_s, copy_s
 
 
 def merge_and_baseline(table: Path, work: Path, passes: int, repeat: int) -> tuple[float, float]:
@@ -212,6 +245,9 @@ def main() -> None:
     baseline_s = min(
         scan_aggregate_baseline(settings.raw_dir, baseline_out) for _ in range(args.repeat)
     )
+    split_s, split_copy_s = split_and_baseline(
+        settings.raw_dir, data_dir / "split", args.passes, args.repeat
+    )
     merge_s, copy_s = merge_and_baseline(
         tables["transactions"], data_dir / "merge", args.passes, args.repeat
     )
@@ -235,6 +271,9 @@ def main() -> None:
         "build_feature_tables_s": build_s,
         "scan_aggregate_baseline_s": baseline_s,
         "build_ratio": build_s / baseline_s,
+        "split_raw_tables_s": split_s,
+        "split_duckdb_copy_baseline_s": split_copy_s,
+        "split_ratio": split_s / split_copy_s,
         "merge_passes": args.passes,
         "merge_transactions_s": merge_s,
         "duckdb_copy_baseline_s": copy_s,
@@ -273,6 +312,12 @@ def main() -> None:
         f"{build_s:.1f} s",
         f"scan+aggregate {baseline_s:.1f} s",
         f"{build_s / baseline_s:.1f}x",
+    )
+    table.add_row(
+        f"split the raw tables into {args.passes} parts by customer",
+        f"{split_s:.1f} s",
+        f"DuckDB copy {split_copy_s:.1f} s",
+        f"{split_s / split_copy_s:.1f}x",
     )
     table.add_row(
         f"merge the transactions table's {args.passes} passes",
