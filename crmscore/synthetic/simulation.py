@@ -85,6 +85,59 @@ class _History:
     complaint_resolved_at: list[np.ndarray] = field(default_factory=list)  # datetime64[s]
 
 
+@dataclass
+class _Postings:
+    """One month's postings as they are drawn (:meth:`BankSimulation._transactions`): a list of
+    column tuples (customer index, account, type, amount, offset in the month, channel, merchant
+    category), and the draws every kind of posting shares."""
+
+    rng: np.random.Generator
+    traits: Traits
+    accounts: np.ndarray  # (N, products) account id held at the month start, 0 for none
+    span: np.ndarray  # seconds of the month in which each customer can transact
+    parts: list[tuple] = field(default_factory=list)
+
+    def account(self, product: str) -> np.ndarray:
+        return self.accounts[:, PRODUCT_INDEX[product]]
+
+    def holds(self, product: str) -> np.ndarray:
+        return self.account(product) > 0
+
+    def post(self, cust, account, kind: str, amount, offset, channel, mcc=None) -> None:
+        n = len(cust)
+        self.parts.append(
+            (
+                cust,
+                account,
+                np.full(n, TX_CODE[kind]),
+                amount,
+                offset,
+                channel,
+                np.full(n, -1) if mcc is None else mcc,
+            )
+        )
+
+    @staticmethod
+    def fixed(cust: np.ndarray, channel: str) -> np.ndarray:
+        return np.full(len(cust), CH_CODE[channel])
+
+    def digital_channel(self, cust: np.ndarray) -> np.ndarray:
+        """The app or online banking for the digitally minded, else the branch."""
+        rng = self.rng
+        return np.where(
+            rng.random(len(cust)) < self.traits.digital[cust],
+            np.where(rng.random(len(cust)) < 0.7, CH_CODE["mobile"], CH_CODE["online"]),
+            CH_CODE["branch"],
+        )
+
+    def spread(self, counts: np.ndarray, weight_sd: float = 0.8):
+        """Customer index per event, a random offset within the customer's active span, and a
+        lognormal weight (the event's share of the customer's total)."""
+        cust = np.repeat(np.arange(len(counts)), counts)
+        offset = (self.rng.random(len(cust)) * self.span[cust]).astype(np.int64)
+        return cust, offset, self.rng.lognormal(0, weight_sd, len(cust))
+
+
 def add_months(dates: np.ndarray, months: np.ndarray | int) -> np.ndarray:
     """Calendar-month arithmetic on an array of dates (day clipped to the month's end)."""
     dates = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates)))
@@ -483,152 +536,124 @@ class BankSimulation:
         self.salary_here = (self.salary_here & ~leaves) | returns
 
     def _transactions(self, t, month_start, days, activity, missed, churn_day, churning):
-        rng, n, tr, b = self.rng, self.n, self.traits, self.bal
-        acct = self._accounts_at_start
-        holds = acct > 0
-        e = self.engagement
-        span = np.where(churning, churn_day, days) * DAY  # seconds in which activity can happen
-        parts = []
-
-        def post(cust, account, kind, amount, offset, channel, mcc=None):
-            parts.append(
-                (
-                    cust,
-                    account,
-                    np.full(len(cust), TX_CODE[kind]),
-                    amount,
-                    offset,
-                    channel,
-                    np.full(len(cust), -1) if mcc is None else mcc,
-                )
-            )
-
-        def digital_channel(cust):
-            return np.where(
-                rng.random(len(cust)) < tr.digital[cust],
-                np.where(rng.random(len(cust)) < 0.7, CH_CODE["mobile"], CH_CODE["online"]),
-                CH_CODE["branch"],
-            )
-
-        def spread(counts, weight_sd=0.8):
-            """Customer index per event and a random offset within the customer's active span."""
-            cust = np.repeat(np.arange(n), counts)
-            offset = (rng.random(len(cust)) * span[cust]).astype(np.int64)
-            return cust, offset, rng.lognormal(0, weight_sd, len(cust))
-
-        scale = activity
-        salary = self.salary_here & (activity > 0)
-        has_card = holds[:, PRODUCT_INDEX["credit_card"]] & (self.arrears == 0)
-        n_spend = rng.poisson(7 * np.exp(0.7 * e) * (tr.income / 5_000) ** 0.2 * scale)
-        n_card = np.where(has_card, rng.binomial(n_spend, 0.6), 0)
-        n_debit = n_spend - n_card
-        n_atm = rng.poisson(2.2 * (1.2 - tr.digital) * np.exp(0.2 * e) * scale)
-        n_bill = rng.poisson(2.0 * np.exp(0.15 * e) * scale)
-        n_out = rng.poisson(1.2 * np.exp(0.6 * e) * scale)
-        n_in = rng.poisson((0.4 + 1.6 * ~self.salary_here) * scale)
-
-        # inflows to the current account
-        cur = acct[:, PRODUCT_INDEX["current"]]
-        who = np.flatnonzero(salary)
-        shock = self.cfg.shocked(t)
-        pay = np.round(tr.income[who] * rng.normal(1, 0.02, len(who)), 2)
-        if shock:
-            pay = np.round(pay * (1 - shock.salary_cut), 2)
-        post(
-            who,
-            cur[who],
-            "salary",
-            pay,
-            np.minimum(rng.integers(0, 3 * DAY, len(who)), span[who] - 60),
-            np.full(len(who), CH_CODE["online"]),
+        """The month's postings: inflows, repayments, card spending, spending from the current
+        account, the bank's charges, then the savings moves (each step sees what the steps
+        before it posted). The random draws follow that order: a bank is its seed."""
+        month = _Postings(
+            self.rng,
+            self.traits,
+            accounts=self._accounts_at_start,
+            span=np.where(churning, churn_day, days) * DAY,  # seconds in which activity happens
         )
-        inflow = np.zeros(n)
+        counts = self._posting_counts(month, activity)
+        salary = self.salary_here & (activity > 0)
+        inflow = self._inflows(month, t, salary, counts["in"], activity)
+        paying = ~missed & (self.arrears < 3) & (activity > 0)
+        instalment = self._repayments(month, paying)
+        self._card_spending(month, t, counts["card"])
+        self._current_spending(month, inflow, instalment, counts)
+        self._charges(month, activity)
+        self._savings_moves(month, days, activity)
+        frame = self._post_rows(month.parts, month_start)
+        self._update_history_tx(month.parts, salary)
+        return frame
+
+    def _posting_counts(self, month: _Postings, activity) -> dict[str, np.ndarray]:
+        """How many of each customer-initiated posting every customer makes this month."""
+        rng, tr, e = self.rng, self.traits, self.engagement
+        has_card = month.holds("credit_card") & (self.arrears == 0)
+        spend = rng.poisson(7 * np.exp(0.7 * e) * (tr.income / 5_000) ** 0.2 * activity)
+        card = np.where(has_card, rng.binomial(spend, 0.6), 0)
+        return {
+            "card": card,
+            "debit": spend - card,
+            "atm": rng.poisson(2.2 * (1.2 - tr.digital) * np.exp(0.2 * e) * activity),
+            "bill": rng.poisson(2.0 * np.exp(0.15 * e) * activity),
+            "out": rng.poisson(1.2 * np.exp(0.6 * e) * activity),
+            "in": rng.poisson((0.4 + 1.6 * ~self.salary_here) * activity),
+        }
+
+    def _inflows(self, month: _Postings, t, salary, n_in, activity) -> np.ndarray:
+        """Salaries and transfers in, to the current account; returns each customer's inflow."""
+        rng, tr, span = self.rng, self.traits, month.span
+        cur = month.account("current")
+        who = np.flatnonzero(salary)
+        pay = np.round(tr.income[who] * rng.normal(1, 0.02, len(who)), 2)
+        if shock := self.cfg.shocked(t):
+            pay = np.round(pay * (1 - shock.salary_cut), 2)
+        offset = np.minimum(rng.integers(0, 3 * DAY, len(who)), span[who] - 60)
+        month.post(who, cur[who], "salary", pay, offset, month.fixed(who, "online"))
+        inflow = np.zeros(self.n)
         inflow[who] = pay
         transfer_share = np.where(self.salary_here, 0.15, np.where(tr.salaried, 0.5, 0.95))
-        c, off, w = spread(n_in)
-        total_in = tr.income * transfer_share * rng.lognormal(0, 0.3, n) * scale
-        amount = np.round(total_in[c] * w / np.bincount(c, w, n)[c], 2)
-        post(c, cur[c], "transfer_in", amount, off, digital_channel(c))
-        inflow += np.bincount(c, amount, n)
+        c, off, w = month.spread(n_in)
+        total_in = tr.income * transfer_share * rng.lognormal(0, 0.3, self.n) * activity
+        amount = np.round(total_in[c] * w / np.bincount(c, w, self.n)[c], 2)
+        month.post(c, cur[c], "transfer_in", amount, off, month.digital_channel(c))
+        return inflow + np.bincount(c, amount, self.n)
 
-        # instalments and card repayments, unless this month's payments were missed
-        paying = ~missed & (self.arrears < 3) & (activity > 0)
-        repay_off = np.minimum(rng.integers(3 * DAY, 8 * DAY, n), span - 60)
+    def _repayments(self, month: _Postings, paying) -> np.ndarray:
+        """Loan instalments and card repayments, unless this month's payments were missed;
+        returns what each customer paid."""
+        b, n = self.bal, self.n
+        cur, card = month.account("current"), month.account("credit_card")
+        repay_off = np.minimum(self.rng.integers(3 * DAY, 8 * DAY, n), month.span - 60)
         instalment = np.zeros(n)
         for product, outstanding, inst in (
             ("personal_loan", b.loan, b.loan_instalment),
             ("mortgage", b.mortgage, b.mortgage_instalment),
         ):
-            who = np.flatnonzero(paying & holds[:, PRODUCT_INDEX[product]] & (outstanding > 0))
+            who = np.flatnonzero(paying & month.holds(product) & (outstanding > 0))
             amount = np.minimum(inst[who], outstanding[who])
-            post(
-                who,
-                cur[who],
-                "loan_repayment",
-                -amount,
-                repay_off[who],
-                np.full(len(who), CH_CODE["online"]),
-            )
+            online = month.fixed(who, "online")
+            month.post(who, cur[who], "loan_repayment", -amount, repay_off[who], online)
             outstanding[who] = np.round(outstanding[who] - amount, 2)
             instalment[who] += amount
-        card = acct[:, PRODUCT_INDEX["credit_card"]]
-        who = np.flatnonzero(paying & holds[:, PRODUCT_INDEX["credit_card"]] & (b.card_owed > 0))
+        who = np.flatnonzero(paying & month.holds("credit_card") & (b.card_owed > 0))
         repay = np.round(
             np.maximum(b.card_owed[who] * self.pay_ratio[who], np.minimum(b.card_owed[who], 50)), 2
         )
-        post(
-            who,
-            cur[who],
-            "loan_repayment",
-            -repay,
-            repay_off[who],
-            np.full(len(who), CH_CODE["online"]),
-        )
-        post(
-            who,
-            card[who],
-            "loan_repayment",
-            repay,
-            repay_off[who],
-            np.full(len(who), CH_CODE["online"]),
-        )
+        online = month.fixed(who, "online")
+        month.post(who, cur[who], "loan_repayment", -repay, repay_off[who], online)
+        month.post(who, card[who], "loan_repayment", repay, repay_off[who], online)
         instalment[who] += repay
+        return instalment
 
-        # spending on the credit card, capped by the available limit
-        c, off, w = spread(n_card, 0.9)
+    def _card_spending(self, month: _Postings, t, n_card) -> None:
+        """Spending on the credit card, capped by the available limit."""
+        rng, tr, b, n = self.rng, self.traits, self.bal, self.n
+        c, off, w = month.spread(n_card, 0.9)
         wanted = tr.income * 0.3 * np.exp(-0.3 * tr.health) * rng.lognormal(0, 0.4, n)
-        if shock:
+        if shock := self.cfg.shocked(t):
             wanted = wanted * (1 + shock.card_spend_rise)
         room = np.maximum(b.card_limit - b.card_owed, 0)
         total = np.minimum(wanted, room)
         # floor to cents so rounding can never push a card past its limit
         amount = np.floor(total[c] * w / np.bincount(c, w, n)[c] * 100) / 100
         mcc = rng.integers(0, len(vocabulary.MERCHANT_CATEGORIES), len(c))
-        post(
-            c,
-            card[c],
-            "card_spend",
-            -amount,
-            off,
-            np.where(rng.random(len(c)) < tr.digital[c] * 0.6, CH_CODE["online"], CH_CODE["pos"]),
-            mcc,
+        channel = np.where(
+            rng.random(len(c)) < tr.digital[c] * 0.6, CH_CODE["online"], CH_CODE["pos"]
         )
+        month.post(c, month.account("credit_card")[c], "card_spend", -amount, off, channel, mcc)
 
-        # discretionary spending from the current account, sized to the income that came in
+    def _current_spending(self, month: _Postings, inflow, instalment, counts) -> None:
+        """Discretionary spending from the current account, sized to the income that came in."""
+        rng, tr, b, n = self.rng, self.traits, self.bal, self.n
+        cur = month.account("current")
         ratio = np.clip(0.93 - 0.07 * tr.health + 0.1 * rng.normal(0, 1, n), 0.4, 1.4)
         budget = np.maximum(inflow * ratio - instalment, 0)
         budget = np.minimum(
             budget, np.maximum(b.current + inflow - instalment + b.overdraft_needed * 0.8, 0)
         )
         kinds = [
-            ("card_spend", n_debit, 0.6),
-            ("atm", n_atm, 1.0),
-            ("bill_payment", n_bill, 1.2),
-            ("transfer_out", n_out, 2.0),
+            ("card_spend", counts["debit"], 0.6),
+            ("atm", counts["atm"], 1.0),
+            ("bill_payment", counts["bill"], 1.2),
+            ("transfer_out", counts["out"], 2.0),
         ]
         drawn = []
-        for kind, counts, weight in kinds:
-            c, off, w = spread(counts)
+        for kind, n_kind, weight in kinds:
+            c, off, w = month.spread(n_kind)
             drawn.append((kind, c, off, w * weight))
         weight_sum = sum(np.bincount(c, w, n) for _, c, _, w in drawn)
         for kind, c, off, w in drawn:
@@ -639,41 +664,40 @@ class BankSimulation:
                 )
                 mcc = rng.integers(0, len(vocabulary.MERCHANT_CATEGORIES), len(c))
             elif kind == "atm":
-                channel, mcc = np.full(len(c), CH_CODE["atm"]), None
+                channel, mcc = month.fixed(c, "atm"), None
             else:
-                channel, mcc = digital_channel(c), None
-            post(c, cur[c], kind, -amount, off, channel, mcc)
-        n_fee = rng.poisson((0.1 + 0.8 * (b.current < 0)) * scale)
-        c, off, _ = spread(n_fee)
-        post(
-            c,
-            cur[c],
-            "fee",
-            -np.round(rng.uniform(5, 30, len(c)), 2),
-            off,
-            np.full(len(c), CH_CODE["online"]),
-        )
-        # penalty interest on arrears: charged to the current account once a payment is overdue
+                channel, mcc = month.digital_channel(c), None
+            month.post(c, cur[c], kind, -amount, off, channel, mcc)
+
+    def _charges(self, month: _Postings, activity) -> None:
+        """Fees, and penalty interest charged to the current account once a payment is overdue."""
+        rng, b = self.rng, self.bal
+        cur = month.account("current")
+        c, off, _ = month.spread(rng.poisson((0.1 + 0.8 * (b.current < 0)) * activity))
+        fee = -np.round(rng.uniform(5, 30, len(c)), 2)
+        month.post(c, cur[c], "fee", fee, off, month.fixed(c, "online"))
         who = np.flatnonzero((self.arrears > 0) & (activity > 0))
         overdue = b.loan_instalment[who] + b.mortgage_instalment[who] + 0.05 * b.card_owed[who]
-        post(
+        month.post(
             who,
             cur[who],
             "penalty_interest",
             -np.round(np.maximum(overdue * 0.02 * self.arrears[who], 5.0), 2),
-            np.minimum(rng.integers(20 * DAY, 27 * DAY, len(who)), span[who] - 60),
-            np.full(len(who), CH_CODE["online"]),
+            np.minimum(rng.integers(20 * DAY, 27 * DAY, len(who)), month.span[who] - 60),
+            month.fixed(who, "online"),
         )
 
-        # savings: sweep idle money in, cover overdrafts out, monthly interest
-        sav = acct[:, PRODUCT_INDEX["savings"]]
-        has_sav = holds[:, PRODUCT_INDEX["savings"]] & (activity > 0)
-        projected = b.current + self._sum_current(parts, cur, n)
+    def _savings_moves(self, month: _Postings, days, activity) -> None:
+        """Savings: sweep idle money in, cover overdrafts out, monthly interest."""
+        tr, b = self.traits, self.bal
+        cur, sav = month.account("current"), month.account("savings")
+        has_sav = month.holds("savings") & (activity > 0)
+        projected = b.current + self._sum_current(month.parts, cur, self.n)
         sweep = np.where(has_sav, np.maximum(projected - 3 * tr.income, 0) * 0.5, 0)
         cover = np.where(
             has_sav & (projected < 0), np.minimum(b.savings, -projected + tr.income * 0.3), 0
         )
-        late = np.minimum(span, days * DAY) - DAY
+        late = np.minimum(month.span, days * DAY) - DAY
         for amount, day_from, kind_cur, kind_sav in (
             (sweep, 24, "transfer_out", "transfer_in"),
             (cover, 25, "transfer_in", "transfer_out"),
@@ -681,22 +705,22 @@ class BankSimulation:
             who = np.flatnonzero(amount > 0.005)
             value = np.round(amount[who], 2)
             off = np.minimum(day_from * DAY, late[who])
-            ch = digital_channel(who)
-            post(who, cur[who], kind_cur, -value if kind_cur == "transfer_out" else value, off, ch)
-            post(who, sav[who], kind_sav, value if kind_sav == "transfer_in" else -value, off, ch)
+            ch = month.digital_channel(who)
+            month.post(
+                who, cur[who], kind_cur, -value if kind_cur == "transfer_out" else value, off, ch
+            )
+            month.post(
+                who, sav[who], kind_sav, value if kind_sav == "transfer_in" else -value, off, ch
+            )
         who = np.flatnonzero(has_sav & (b.savings > 0))
-        post(
+        month.post(
             who,
             sav[who],
             "interest",
             np.round(b.savings[who] * 0.002, 2),
             np.minimum(late[who], (days - 1) * DAY),
-            np.full(len(who), CH_CODE["online"]),
+            month.fixed(who, "online"),
         )
-
-        frame = self._post_rows(parts, month_start)
-        self._update_history_tx(parts, salary)
-        return frame
 
     @staticmethod
     def _sum_current(parts, cur, n) -> np.ndarray:
