@@ -94,7 +94,7 @@ def score(
         None,
         formats=["%Y-%m-%d"],
         help="Score as of this day (e.g. loan applications' decision date): each customer's "
-        "history strictly before it [default: the online store's snapshot].",
+        "history strictly before it (default: the online store's snapshot).",
     ),
     customers: Path = typer.Option(
         None,
@@ -107,9 +107,9 @@ def score(
     """Score every customer (or --customers) with every champion, one row per customer.
 
     Features come from the offline store at the snapshot the online store was loaded from (same
-    values as the endpoint, read in bulk), in chunks of ``serving.snapshot_chunk`` customers
-    appended to the output: memory stays flat at any bank size. With --as-of they are computed
-    from the raw history as of that day instead (any day, not only month starts).
+    values as the endpoint, read in bulk), in chunks of serving.snapshot_chunk customers appended
+    to the output: memory stays flat at any bank size. With --as-of they are computed from the
+    raw history as of that day instead (any day, not only month starts).
 
     Columns: churn probability, propensity per product, PD + points, value, tier, next best
     product and the model versions used.
@@ -127,7 +127,10 @@ def score(
     if as_of is not None:
         from serving.feature_source import AsOfFeatures
 
-        source = AsOfFeatures(source, as_of)
+        try:
+            source = AsOfFeatures(source, as_of)
+        except ServingError as error:
+            _fail(str(error).replace("as_of:", "--as-of", 1))
     ids = _customers_file(customers) if customers else _everyone()
     settings = get_settings().serving
     chunk = settings.snapshot_chunk
@@ -161,7 +164,7 @@ def targets(
     top: int = typer.Option(..., help="How many customers to list (N >= 1)."),
     out: Path = typer.Option(..., help="Output file: .parquet or .csv (written atomically)."),
     exclude_pd_above: float = typer.Option(
-        None, help="Drop customers whose PD is above this [default: settings serving.max_pd]."
+        None, help="Drop customers whose PD is above this (default: settings serving.max_pd)."
     ),
     contacted_within_days: int = typer.Option(
         None, help="Drop customers contacted by a campaign in the last K days."
@@ -221,13 +224,13 @@ def targets(
 
 def explain(
     customer_id: int = typer.Argument(..., help="Customer to explain."),
-    model: str = typer.Option(None, help="churn, cross_sell or credit_risk [default: all three]."),
+    model: str = typer.Option(None, help="churn, cross_sell or credit_risk (default: all three)."),
     product: str = typer.Option(
-        None, help="Offer to explain for cross_sell [default: the next best product]."
+        None, help="Offer to explain for cross_sell (default: the next best product)."
     ),
-    top_k: int = typer.Option(None, min=1, max=50, help="Reasons per model [default: settings]."),
+    top_k: int = typer.Option(None, min=1, max=50, help="Reasons per model (default: settings)."),
     direction: str = typer.Option(
-        None, help="Reasons that raise the score, lower it, or both [default: settings]."
+        None, help="Reasons that raise the score, lower it, or both (default: settings)."
     ),
     html: Path = typer.Option(None, help="Also write the HTML report (scores, reasons, plots)."),
 ) -> None:
@@ -314,8 +317,8 @@ def explain(
 
 
 def serve(
-    host: str = typer.Option(None, help="Interface to bind [default: settings serving.host]."),
-    port: int = typer.Option(None, help="Port [default: settings serving.port]."),
+    host: str = typer.Option(None, help="Interface to bind (default: settings serving.host)."),
+    port: int = typer.Option(None, min=1, max=65535, help="Port (default: settings serving.port)."),
 ) -> None:
     """Start the BentoML scoring server.
 
@@ -335,13 +338,31 @@ def serve(
             fg=typer.colors.YELLOW,
             err=True,
         )
+    host, port = host or settings.host, port or settings.port
+    _check_free(host, port)
     command = [
         sys.executable, "-m", "bentoml", "serve", "serving.service:CrmScore",
         "--working-dir", str(PROJECT_ROOT),
-        "--host", host or settings.host,
-        "--port", str(port or settings.port),
+        "--host", host,
+        "--port", str(port),
     ]  # fmt: skip
     os.execv(sys.executable, command)
+
+
+def _check_free(host: str, port: int) -> None:
+    """Exit with one line when ``host:port`` cannot be listened on (another server holds it, or
+    the host is not this machine's), instead of BentoML's page of process-manager traceback."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            _fail(
+                f"cannot listen on {host}:{port}: {error.strerror or error}; is a server already "
+                "running there? Choose another with --port or settings serving.port"
+            )
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,9 @@ tests/test_serving.py's generated client):
   each operation gets the statuses it answers with one ``Error`` body, and readable names;
 * a payload that fails pydantic validation gets BentoML's ``{"error", "detail": [...]}`` (and its
   other 4xx a one-element list), not the service's ``{"error", "field"}``:
-  :class:`ContractMiddleware` rewrites those bodies and serves the corrected document.
+  :class:`ContractMiddleware` rewrites those bodies and serves the corrected document;
+* it reads a form body (``curl -d`` without a JSON content type) as form fields and answers
+  "field required": the middleware answers 415 saying to send JSON.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
@@ -54,17 +56,22 @@ ERROR_STATUSES = {
     403: "The key's role may not call this endpoint.",
     404: "The customer is not in the online store.",
     413: "More items than serving.max_batch; the error says the limit.",
+    415: "A form body (curl -d without a JSON content type): send Content-Type: application/json.",
     500: "A bug: nothing internal is shown; the server log has the details.",
     503: "Models or feature store unavailable (or a reload failed); the error says which and why.",
 }
 #: The statuses each endpoint can answer besides 200 (every endpoint is protected: 401/403).
 ENDPOINT_ERRORS = {
-    "score": (400, 401, 403, 413, 500, 503),
-    "explain": (400, 401, 403, 404, 500, 503),
-    "score_features": (400, 401, 403, 413, 500, 503),
-    "targets": (400, 401, 403, 500, 503),
-    "reload": (400, 401, 403, 500, 503),
+    "score": (400, 401, 403, 413, 415, 500, 503),
+    "explain": (400, 401, 403, 404, 415, 500, 503),
+    "score_features": (400, 401, 403, 413, 415, 500, 503),
+    "targets": (400, 401, 403, 415, 500, 503),
+    "reload": (400, 401, 403, 415, 500, 503),
 }
+#: Bodies BentoML reads as forms, field by field: a JSON text sent as one (``curl -d`` without
+#: ``-H 'Content-Type: application/json'``) became a form with the whole text as one key, and the
+#: caller was told that every field was missing.
+FORM_TYPES = (b"application/x-www-form-urlencoded", b"multipart/form-data")
 
 
 # --- the published document --------------------------------------------------------------------
@@ -183,8 +190,11 @@ def error_body(body: bytes) -> bytes:
             return body
         first = errors[0]
         field = field_path(first.get("loc", ()))
+        message = first.get("msg", "invalid value")
+        if first.get("type") == "extra_forbidden":
+            message = f"not a field of this endpoint (its fields: {DOCUMENT_PATH})"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        payload = {"error": f"{field}: {first.get('msg', 'invalid value')}{more}", "field": field}
+        payload = {"error": f"{field}: {message}{more}", "field": field}
     else:
         return body
     return json.dumps(payload).encode()
@@ -218,13 +228,15 @@ def _rewriting_errors(send: Send) -> Send:
 
 
 class ContractMiddleware:
-    """Serves :func:`published_document` at ``/docs.json`` and gives every 4xx the service's
-    ``{"error", "field"}`` body, whichever layer (BentoML or the service) answered."""
+    """Serves :func:`published_document` at ``/docs.json``, gives every 4xx the service's
+    ``{"error", "field"}`` body, whichever layer (BentoML or the service) answered, and answers
+    a form body on an API route with 415 (:data:`FORM_TYPES`)."""
 
     def __init__(self, app, service: Any) -> None:
         self.app = app
         self.service = service
         self._document: bytes | None = None
+        self._api_paths = {api.route for api in service.apis.values()}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -235,4 +247,14 @@ class ContractMiddleware:
                 self._document = json.dumps(published_document(self.service)).encode()
             await Response(self._document, media_type="application/json")(scope, receive, send)
             return
+        if scope.get("method") == "POST" and scope.get("path") in self._api_paths:
+            kind = dict(scope.get("headers", [])).get(b"content-type", b"")
+            if kind.split(b";")[0].strip().lower() in FORM_TYPES:
+                body = {
+                    "error": f"the body is a form ({kind.decode('latin-1')}); send JSON with "
+                    "Content-Type: application/json",
+                    "field": "body",
+                }
+                await JSONResponse(body, status_code=415)(scope, receive, send)
+                return
         await self.app(scope, receive, _rewriting_errors(send))

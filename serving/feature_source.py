@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from serving.catalogue import credit_products, cross_sell_products, holding_feature
-from serving.errors import Unavailable
+from serving.errors import InvalidRequest, Unavailable
 
 if TYPE_CHECKING:
     from features.online import FeatureRows
@@ -152,6 +152,29 @@ class AsOfFeatures:
 
         self.layout, self.names = source.layout, source.names
         self.snapshot = pd.Timestamp(day).normalize()
+        self._check_within_data()
+
+    def _check_within_data(self) -> None:
+        """Refuse a day past the data (InvalidRequest): its months would read as months without
+        a transaction, and a quiet customer as one leaving. The newest snapshot sees all the data;
+        a day up to ``features.ttl_days`` after it is allowed, the time a snapshot stays valid
+        (the latest load may lag the calendar by some days)."""
+        import pandas as pd
+
+        from crmscore.settings import get_settings
+        from features.materialize import latest_snapshot
+
+        try:
+            newest = pd.Timestamp(latest_snapshot()).tz_convert(None)
+        except Exception as error:  # no feature tables: the features cannot be computed either
+            raise Unavailable(f"features as of a day unavailable: {error}") from error
+        limit = newest + pd.Timedelta(days=get_settings().features.ttl_days)
+        if self.snapshot > limit:
+            raise InvalidRequest(
+                f"as_of: {self.snapshot:%Y-%m-%d} is after the data, which end before "
+                f"{newest:%Y-%m-%d}: a day up to {limit:%Y-%m-%d} can be scored",
+                field="as_of",
+            )
 
     def fetch(self, customer_ids: list[int]) -> tuple[FeatureRows, list[int]]:
         """``(rows, unknown)``: a customer with no history before the day is unknown."""

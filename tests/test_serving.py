@@ -430,6 +430,12 @@ def test_score_reports_every_model_and_unknown_ids(server):
         ({"customer_ids": "1,2"}, 400, "customer_ids"),
         ({"customer_ids": []}, 400, "customer_ids"),
         ({"ids": [1]}, 400, "customer_ids"),
+        # pydantic would read true as customer 1 and "2" as customer 2
+        ({"customer_ids": [True]}, 400, "customer_ids[0]: Input should be a valid integer"),
+        ({"customer_ids": [1, "2"]}, 400, "customer_ids[1]: Input should be a valid integer"),
+        ({"customer_ids": [1], "segment": "mass"}, 400, "segment: not a field"),
+        # a day months past the data: every window empty, every customer "leaving"
+        ({"customer_ids": [1], "as_of": "2099-01-01"}, 400, "as_of: 2099-01-01 is after the data"),
         (
             {"customer_ids": list(range(1, MAX_BATCH + 2))},
             413,
@@ -503,6 +509,52 @@ def test_audit_log_pseudonymises_customer_ids(server):
         customer not in r["customers"] and str(customer) not in r["customers"] for r in records
     )
     assert any(r["status"] == 401 for r in records)
+
+
+def _audit_lines(server) -> list[dict]:
+    time.sleep(0.5)  # the server's stderr reaches the file
+    lines = [line for line in server["log"].read_text().splitlines() if "AUDIT" in line]
+    return [json.loads(line.split("AUDIT ", 1)[1]) for line in lines]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "payload", "status"),
+    [
+        ("score", {"customer_ids": [5]}, 200),
+        ("explain", {"customer_id": 987654321, "model": "nope"}, 400),  # refused by BentoML
+        ("score", {"customer_ids": [987654321], "as_of": "2099-01-01"}, 400),  # by the endpoint
+    ],
+)
+def test_each_request_leaves_one_audit_line_and_a_refusal_no_traceback(
+    server, endpoint, payload, status
+):
+    """A payload BentoML refuses before the endpoint runs left no audit line, and a 24-line
+    traceback in the server log quoting the payload, customer ids in the clear."""
+    before = len(_audit_lines(server))
+    response = call(server, endpoint, payload, role="risk")
+    assert response.status_code == status, response.text
+    records = _audit_lines(server)
+    assert len(records) == before + 1
+    assert records[-1]["endpoint"] == endpoint and records[-1]["status"] == status
+    log = server["log"].read_text()
+    assert "987654321" not in log
+    assert "Exception on" not in log
+
+
+def test_a_form_body_is_415_saying_to_send_json(server):
+    """``curl -d`` without a JSON content type sends a form: BentoML read the JSON text as one
+    form key and answered that customer_ids was missing."""
+    response = httpx.post(
+        f"{server['url']}/score",
+        content=b'{"customer_ids": [1]}',
+        headers={
+            "X-API-Key": ROLE_KEY["risk"],
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert response.status_code == 415
+    assert response.json()["field"] == "body"
+    assert "Content-Type: application/json" in response.json()["error"]
 
 
 # --- /explain ----------------------------------------------------------------------------------
@@ -684,6 +736,9 @@ def test_targets_follow_a_materialisation(server):
         ({"product": "insurance", "top": 0}, "top"),
         ({"product": "insurance", "top": 5, "segments": ["vip"]}, "segments"),
         ({"product": "insurance", "top": 5, "exclude_pd_above": 2}, "exclude_pd_above"),
+        # misspelt filters: ignored, they would have answered 200 with an unfiltered list
+        ({"product": "insurance", "top": 5, "region": ["north"]}, "region"),
+        ({"product": "insurance", "top": 5, "exclude_pd_abvoe": 0.01}, "exclude_pd_abvoe"),
     ],
 )
 def test_targets_refuse_bad_queries(server, payload, field):
