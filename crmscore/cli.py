@@ -33,19 +33,23 @@ def _read_settings() -> None:
     # Read before any command runs: a bad CRMSCORE_* variable is then one clear error naming
     # the setting, not a traceback from whichever stage reads it first.
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     try:
         get_settings()
-    except ValidationError as error:
-        _fail(f"settings from the environment: {error}")
+    except (ValidationError, SettingsError) as error:  # SettingsError: a value that is not JSON
+        cause = ""
+        if isinstance(error, SettingsError):
+            cause = f" ({error.__cause__}): lists and mappings are given as JSON"
+        _fail(f"settings from the environment: {error}{cause}")
 
 
 @app.command()
 def generate(
-    customers: int = typer.Option(None, min=10, help="Number of customers [default: settings]."),
-    months: int = typer.Option(None, min=6, max=120, help="Months of history [default: settings]."),
+    customers: int = typer.Option(None, min=10, help="Number of customers (default: settings)."),
+    months: int = typer.Option(None, min=6, max=120, help="Months of history (default: settings)."),
     seed: int = typer.Option(None, help="Random seed; the same seed gives identical data."),
-    start: str = typer.Option(None, help="First month simulated, YYYY-MM-01 [default: settings]."),
+    start: str = typer.Option(None, help="First month simulated, YYYY-MM-01 (default: settings)."),
     out: Path = typer.Option(None, help="Data folder: writes OUT/raw and OUT/oracle."),
     bank: Path = typer.Option(
         None,
@@ -143,7 +147,7 @@ _MAPPING_HELP = (
     "How to read a bank's own export (file names, separators, decimal commas, encodings, date "
     "formats, renames, code maps, debit/credit flags): see the README, 'Bring your own bank'."
 )
-_BANK_HELP = "The bank's vocabulary (bank.yaml) [default: the mapping's, SRC/bank.yaml, built-in]."
+_BANK_HELP = "The bank's vocabulary (bank.yaml) (default: the mapping's, SRC/bank.yaml, built-in)."
 
 
 @app.command()

@@ -222,7 +222,7 @@ class ServingSettings(BaseModel):
     """
 
     host: str = "127.0.0.1"
-    port: int = 3000
+    port: int = Field(default=3000, ge=1, le=65535)
     #: Server worker processes (each loads the models once): one per core for throughput.
     workers: int = Field(default=1, ge=1)
     #: BentoML's own access log line per request. Off by default: every request already leaves

@@ -43,7 +43,6 @@ def train(
     from rich.console import Console
     from rich.markup import escape
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     from models import all_models
     from training.pipeline import STEPS, train_model
@@ -52,14 +51,14 @@ def train(
     try:
         known = all_models()
     except ValueError as error:  # a custom model's settings
-        console.print(f"[bold red]error[/] {error}")
+        console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(code=1) from error
     if model != "all" and model not in known:
         expected = ", ".join([*known, "all"])
-        console.print(f"[bold red]error[/] unknown model {model!r}: expected one of {expected}")
+        console.print(f"[bold red]error:[/] unknown model {model!r}: expected one of {expected}")
         raise typer.Exit(code=1)
     names = list(known) if model == "all" else [model]
-    results = []
+    results, failed = [], []
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=not progress, transient=False) as bars:
         for name in names:
@@ -74,11 +73,25 @@ def train(
             try:
                 result = train_model(name, progress=advance)
             except (FileNotFoundError, RuntimeError, ValueError, KeyError) as exc:
-                bars.stop()
-                console.print(f"[bold red]error[/] training {name}: {exc}")
-                raise typer.Exit(code=1) from exc
+                # The other models still train: one the data cannot label (no defaults in a
+                # short export) must not hide the results of those it can.
+                bars.update(task, description=f"{name}: failed")
+                failed.append((name, str(exc)))
+                continue
             bars.update(task, completed=len(STEPS), description=f"{name}: done (v{result.version})")
             results.append(result)
+    if results:
+        _print_results(console, results)
+    for name, message in failed:
+        console.print(f"[bold red]error:[/] training {name}: {escape(message)}")
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _print_results(console, results: list) -> None:
+    """The results table of the models trained, then what each run said about its labels."""
+    from rich.markup import escape
+    from rich.table import Table
 
     table = Table(title="crmscore train: results on the test snapshot")
     headers = ("model", "AUC", "95% CI", "baseline", "oracle", "gap", "KS", "Brier", "lift@10%")
