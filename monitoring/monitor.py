@@ -75,7 +75,13 @@ class ModelMonitoring:
 
     @property
     def status(self) -> str:
-        return "red" if self.alerts else "green"
+        """Red with an alert; amber when the score's PSI is amber (the population is moving: worth
+        a look, no alert); else green. Inputs' CSI alone never make it amber (they drift with the
+        calendar, see ``monitoring.fail_on_input_csi``), nor does one amber back-test grade: a
+        model back-tested over 6 snapshots of 10 grades meets a 5 % amber by chance."""
+        if self.alerts:
+            return "red"
+        return "amber" if self.stability.iloc[0]["band"] == "amber" else "green"
 
 
 @dataclass
@@ -91,7 +97,9 @@ class MonitoringReport:
 
     @property
     def status(self) -> str:
-        return "red" if self.alerts else "green"
+        """The worst of the models' statuses."""
+        statuses = {m.status for m in self.models}
+        return next((s for s in ("red", "amber") if s in statuses), "green")
 
 
 def latest_snapshot(raw_dir: Path | None = None) -> date:

@@ -56,3 +56,33 @@ def test_a_red_input_csi_alerts_only_when_configured(monkeypatch):
 @pytest.mark.parametrize("auc, alerts", [(0.86, 0), (0.851, 0), (0.849, 1), (float("nan"), 0)])
 def test_an_auc_more_than_the_allowed_drop_below_the_test_auc_alerts(auc, alerts):
     assert len(auc_alerts("credit_risk", DAY, auc, test_auc=0.90)) == alerts
+
+
+@pytest.mark.parametrize(
+    ("score_psi", "backtest", "alerts", "status"),
+    [
+        (0.05, "green", [], "green"),  # stable score, back-test in line
+        (0.18, "green", [], "amber"),  # the score's PSI between 0.10 and 0.25: worth a look
+        (0.05, "amber", [], "green"),  # one grade at 5 %: expected by chance over many grades
+        (0.05, "green", ["an alert"], "red"),  # any alert is red
+    ],
+)
+def test_a_model_is_amber_when_its_score_psi_is(score_psi, backtest, alerts, status):
+    """An amber PSI showed amber in the report's table while the model's status said green."""
+    from types import SimpleNamespace
+
+    from monitoring.monitor import ModelMonitoring, MonitoringReport
+
+    found = ModelMonitoring(
+        model="credit_risk",
+        champion=None,
+        snapshot=DAY,
+        test_snapshot=DAY,
+        test_auc=0.8,
+        rows=100,
+        stability=table(score_psi, [("txn_salary_3m", 0.30, 0.0, 0.0)]),  # a red input: no say
+        backtests=[SimpleNamespace(status=backtest)],
+        alerts=alerts,
+    )
+    assert found.status == status
+    assert MonitoringReport(snapshot=DAY, models=[found]).status == status
