@@ -190,8 +190,8 @@ class FeatureSettings(BaseModel):
     #: Further Spark settings, e.g. ``{"spark.driver.memory": "8g"}`` (JSON in the environment).
     spark_conf: dict[str, str] = {}
     #: Transactions per pass of the DuckDB feature build. A bigger bank is built in passes over
-    #: disjoint sets of its customers (each feature is one customer's history), each appending its
-    #: rows to the tables: only one pass's intermediate tables need memory or spill space. Sized
+    #: disjoint sets of its customers (each feature is one customer's history), then each table's
+    #: passes are merged: only one pass's intermediate tables need memory or spill space. Sized
     #: by transactions, not customers, because the account-month aggregate over them is what
     #: grows: one pass of the 1M bank's filled a 44 GB disk, and its cost per customer rises
     #: with the pass (36M transactions: 27 s for that step, 18M: 9.4 s, at a 4-6 GB cap).
