@@ -329,7 +329,8 @@ def split_by_customer(
         con.execute(f"SET memory_limit = '{get_settings().features.duckdb_memory()}'")
         # A part's row order means nothing (every feature orders its own windows and ties), and
         # writing in any order saves DuckDB re-sequencing its threads' output: the 1M bank's
-        # transactions split in 133-139 s against 149-151 s (timed alone; README, 13th run).
+        # transactions split in 133-139 s against 149-151 s (timed alone; bench/CHAIN-HISTORY.md,
+        # the thirteenth run).
         con.execute("SET preserve_insertion_order = false")
         if customers is not None:
             con.register("only_customers", pd.DataFrame({"customer_id": list(customers)}))
