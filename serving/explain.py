@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 #: What a positive contribution raises, per model (the cross-sell phrase takes the product).
 OUTCOMES = {
     "churn": "churn risk",
-    "cross_sell": "the chance of opening a {product}",
+    "cross_sell": "the chance of taking up the {product}",
     "credit_risk": "the probability of default",
 }
 

@@ -49,7 +49,7 @@ def _ranked(ids) -> pd.DataFrame:
             "tier": "B",
             "segment": "mass",
             "region": "north",
-            "reasons": [["Age is 31: raises the chance of opening a mortgage."]] * n,
+            "reasons": [["Age is 31: raises the chance of taking up the mortgage."]] * n,
         }
     )
 
@@ -81,7 +81,7 @@ def test_the_list_flags_control_customers_as_not_contacted():
     assert list(listed.columns) == store.LIST_SCHEMA.names
     assert (listed["group"] == "control").sum() == 2
     assert (listed["contacted"] == (listed["group"] == "target")).all()
-    assert listed["reasons"].iloc[0] == "Age is 31: raises the chance of opening a mortgage."
+    assert listed["reasons"].iloc[0] == "Age is 31: raises the chance of taking up the mortgage."
 
 
 # --- the lift and its interval -------------------------------------------------------------------

@@ -370,8 +370,8 @@ def test_reason_sentences_read_like_the_feature_store_descriptions():
     model = SimpleNamespace(name="cross_sell", key="product", alignment=aligned)
     text = sentence("int_page_views_offered_3m", 5.0, 0.4, model, "mortgage")
     assert text == (
-        "Views of the mortgage product page, last 3 months is 5: raises the chance of opening a "
-        "mortgage."
+        "Views of the mortgage product page, last 3 months is 5: raises the chance of taking up "
+        "the mortgage."
     )
     churn = SimpleNamespace(name="churn", key=None, alignment={})
     assert sentence("txn_days_since_salary", 62.0, 0.8, churn, None) == (
